@@ -1,0 +1,188 @@
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// proc is one process found in /proc.
+type proc struct {
+	pid, ppid int
+	state     string // R, S, D, Z, ... from /proc/PID/stat
+	cmdline   string
+	cwd       string
+}
+
+func (p proc) String() string {
+	return fmt.Sprintf("pid %d (%s, cwd %s): %s", p.pid, p.state, p.cwd, p.cmdline)
+}
+
+// under reports whether path is dir or inside it.
+func under(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// readProc reads one process; ok is false when it is gone or unreadable.
+func readProc(pid int) (p proc, ok bool) {
+	base := filepath.Join("/proc", strconv.Itoa(pid))
+	stat, err := os.ReadFile(filepath.Join(base, "stat"))
+	if err != nil {
+		return p, false
+	}
+	// stat is "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 2 {
+		return p, false
+	}
+	p.pid, p.state = pid, fields[0]
+	p.ppid, _ = strconv.Atoi(fields[1])
+	cmdline, _ := os.ReadFile(filepath.Join(base, "cmdline"))
+	p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+	p.cwd, _ = os.Readlink(filepath.Join(base, "cwd"))
+	return p, true
+}
+
+// procsOf returns the processes whose command line or working directory mention dir, and all
+// their descendants (container processes run in their own root, but are children of a shim).
+// The calling process is never included.
+func procsOf(dir string) ([]proc, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var all []proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p, ok := readProc(pid); ok {
+			all = append(all, p)
+		}
+	}
+	mine := map[int]bool{}
+	for _, p := range all {
+		if strings.Contains(p.cmdline, dir) || under(p.cwd, dir) {
+			mine[p.pid] = true
+		}
+	}
+	// Add descendants until nothing changes; parents may come after children in /proc order.
+	for grown := true; grown; {
+		grown = false
+		for _, p := range all {
+			if !mine[p.pid] && mine[p.ppid] {
+				mine[p.pid], grown = true, true
+			}
+		}
+	}
+	var out []proc
+	for _, p := range all {
+		if mine[p.pid] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// socketInodes returns the inodes of the sockets the given processes hold open.
+func socketInodes(procs []proc) map[string]bool {
+	inodes := map[string]bool{}
+	for _, p := range procs {
+		fdDir := filepath.Join("/proc", strconv.Itoa(p.pid), "fd")
+		fds, _ := os.ReadDir(fdDir) // the process may be gone
+		for _, fd := range fds {
+			target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+			if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+				inodes[strings.TrimSuffix(inode, "]")] = true
+			}
+		}
+	}
+	return inodes
+}
+
+// fdCount is the number of open file descriptors of pid.
+func fdCount(pid int) (int, error) {
+	fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	return len(fds), err
+}
+
+// unixSocket is one bound unix socket from /proc/net/unix (the host network namespace's).
+type unixSocket struct {
+	inode, path string
+}
+
+func boundUnixSockets() ([]unixSocket, error) {
+	f, err := os.Open("/proc/net/unix")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []unixSocket
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header: Num RefCount Protocol Flags Type St Inode Path
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 8 && strings.HasPrefix(fields[7], "/") {
+			out = append(out, unixSocket{inode: fields[6], path: fields[7]})
+		}
+	}
+	return out, sc.Err()
+}
+
+// mountsUnder returns the mount points at or under dir, in mount order.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		if mp := unescapeMountinfo(fields[4]); under(mp, dir) {
+			out = append(out, mp)
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for space, \011, \012, \134).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// sortedKeys returns m's keys that are true, sorted.
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k, v := range m {
+		if v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

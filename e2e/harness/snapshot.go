@@ -1,0 +1,138 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// HostShimSocketDir is where shims built on containerd's shim library put their task sockets
+// whatever the daemon's state dir is: unix:///run/containerd/s/sha256(address/namespace/id).
+const HostShimSocketDir = "/run/containerd/s"
+
+// Resources is what a daemon and its containers hold at one moment, found through the daemon's
+// directory. Compare two with Diff.
+type Resources struct {
+	// ContainerdPID is the daemon serving dir (its command line names dir/config.toml); 0 if none.
+	ContainerdPID int
+	// ContainerdFDs is its number of open file descriptors.
+	ContainerdFDs int
+	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
+	// with their descendants (containers), as "pid N: cmdline".
+	Processes []string
+	// Mounts are the mount points under dir (rootfs overlays, netns, shm).
+	Mounts []string
+	// Sockets are unix socket files under dir (bound or stale) and the sockets in
+	// HostShimSocketDir that the daemon's processes hold.
+	Sockets []string
+	// OrphanShimSockets are files in HostShimSocketDir that no process has bound: a shim died
+	// without removing its socket. Their owner cannot be told apart, so a concurrently running
+	// daemon that leaks one shows up here too.
+	OrphanShimSockets []string
+	// Bundles are task bundle directories left in the state dir, as "namespace/id".
+	Bundles []string
+}
+
+// Snapshot captures what the daemon owning dir (see Daemon.Dir) and its containers hold now.
+func Snapshot(dir string) (Resources, error) {
+	var r Resources
+	procs, err := procsOf(dir)
+	if err != nil {
+		return r, fmt.Errorf("list processes: %w", err)
+	}
+	var errs []error
+	var others []proc
+	for _, p := range procs {
+		if r.ContainerdPID == 0 && strings.Contains(p.cmdline, "--config "+layout{dir: dir}.config()) {
+			r.ContainerdPID = p.pid
+			if r.ContainerdFDs, err = fdCount(p.pid); err != nil {
+				errs = append(errs, fmt.Errorf("count fds of containerd: %w", err))
+			}
+			continue
+		}
+		others = append(others, p)
+		r.Processes = append(r.Processes, fmt.Sprintf("pid %d: %s", p.pid, p.cmdline))
+	}
+	if r.Mounts, err = mountsUnder(dir); err != nil {
+		errs = append(errs, fmt.Errorf("list mounts: %w", err))
+	}
+	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others); err != nil {
+		errs = append(errs, err)
+	}
+	bundles, err := filepath.Glob(filepath.Join(layout{dir: dir}.state(), "io.containerd.runtime.v2.task", "*", "*"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, b := range bundles {
+		r.Bundles = append(r.Bundles, strings.TrimPrefix(b, filepath.Dir(filepath.Dir(b))+"/"))
+	}
+	return r, errors.Join(errs...)
+}
+
+// sockets finds unix sockets under dir, the daemon's shim sockets in HostShimSocketDir, and the
+// orphans there.
+func sockets(dir string, procs []proc) (mine, orphans []string, err error) {
+	bound, err := boundUnixSockets()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list unix sockets: %w", err)
+	}
+	held := socketInodes(procs)
+	isBound := map[string]bool{}
+	set := map[string]bool{}
+	for _, s := range bound {
+		isBound[s.path] = true
+		if filepath.Dir(s.path) == HostShimSocketDir && held[s.inode] {
+			set[s.path] = true
+		}
+	}
+	// Socket files on disk, bound or not. The walk skips what vanishes under it.
+	walkErr := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type()&fs.ModeSocket != 0 {
+			set[path] = true
+		}
+		return nil
+	})
+	if walkErr != nil {
+		return nil, nil, fmt.Errorf("walk %s: %w", dir, walkErr)
+	}
+	entries, err := os.ReadDir(HostShimSocketDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		path := filepath.Join(HostShimSocketDir, e.Name())
+		if e.Type()&fs.ModeSocket != 0 && !isBound[path] {
+			orphans = append(orphans, path)
+		}
+	}
+	return sortedKeys(set), orphans, nil
+}
+
+// Diff lists, one line each, what after holds that before did not: leaked processes, mounts,
+// sockets and bundles, and growth of the daemon's open file descriptors (when it is the same
+// daemon process). An empty result means nothing leaked.
+func Diff(before, after Resources) []string {
+	var leaks []string
+	added := func(kind string, b, a []string) {
+		for _, x := range a {
+			if !slices.Contains(b, x) {
+				leaks = append(leaks, kind+": "+x)
+			}
+		}
+	}
+	added("process", before.Processes, after.Processes)
+	added("mount", before.Mounts, after.Mounts)
+	added("socket", before.Sockets, after.Sockets)
+	added("orphan shim socket", before.OrphanShimSockets, after.OrphanShimSockets)
+	added("task bundle", before.Bundles, after.Bundles)
+	if before.ContainerdPID != 0 && before.ContainerdPID == after.ContainerdPID &&
+		after.ContainerdFDs > before.ContainerdFDs {
+		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d",
+			after.ContainerdPID, before.ContainerdFDs, after.ContainerdFDs))
+	}
+	return leaks
+}
