@@ -1,0 +1,92 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/ext"
+)
+
+// Limits on rule expressions, so a policy cannot make classification slow.
+const (
+	// ExpressionCostLimit bounds the CEL runtime cost of one evaluation; exceeding it is an
+	// evaluation error, and the workload is denied.
+	ExpressionCostLimit = 10000
+	// ExpressionMaxLength bounds an expression's length in code points.
+	ExpressionMaxLength = 4096
+)
+
+// errNotCompiled is returned for a rule expression in a Policy not built by Parse.
+var errNotCompiled = errors.New("expression not compiled: build the policy with policy.Parse")
+
+// celEnv is shared by every policy: a cel.Env is immutable and safe for concurrent use,
+// and building one is the most expensive step of compiling.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		ext.NativeTypes(reflect.TypeFor[Subject](), ext.ParseStructTags(true)),
+		cel.Variable("facts", cel.ObjectType("policy.Subject")),
+		ext.Strings(),
+		cel.ParserExpressionSizeLimit(ExpressionMaxLength),
+	)
+})
+
+// expression is a compiled rule expression.
+type expression struct {
+	prg cel.Program
+}
+
+// compile compiles every rule expression; the error joins one *Error per bad expression.
+func (p *Policy) compile() error {
+	var errs []error
+	for i, r := range p.Rules {
+		if r.Match.Expression == "" {
+			continue
+		}
+		prg, err := compileExpression(r.Match.Expression)
+		if err != nil {
+			key := fmt.Sprintf("rule[%d].match.expression", i)
+			errs = append(errs, p.errorAt(key, ErrBadExpression, fmt.Sprintf("rule %q: %v", r.Name, err)))
+			continue
+		}
+		r.Match.program = prg
+	}
+	return errors.Join(errs...)
+}
+
+func compileExpression(src string) (*expression, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if !ast.OutputType().IsExactType(cel.BoolType) {
+		return nil, fmt.Errorf("expression has type %s, want bool: compare or test something, e.g. facts.image.startsWith(\"registry.internal/\")", ast.OutputType())
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(ExpressionCostLimit))
+	if err != nil {
+		return nil, err
+	}
+	return &expression{prg: prg}, nil
+}
+
+// eval runs the expression on s.
+func (e *expression) eval(s *Subject) (bool, error) {
+	if e == nil {
+		return false, errNotCompiled
+	}
+	out, _, err := e.prg.Eval(map[string]any{"facts": s})
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("expression returned %v, not a bool", out.Type())
+	}
+	return b, nil
+}
