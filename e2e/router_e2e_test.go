@@ -1,0 +1,142 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/triage-runtime/triage/e2e/harness"
+)
+
+func TestRunReturnsStdoutAndExitCode(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		stdout, stderr, code := n.ctr(n.runArgs("--rm", image, "r1", "sh", "-c", "echo hello-from-triage; exit 3")...)
+		if code != 3 || strings.TrimSpace(stdout) != "hello-from-triage" {
+			t.Fatalf("ctr run through triage: exit %d, stdout %q, stderr %q; want exit 3 and the workload's stdout", code, stdout, stderr)
+		}
+		d := lastDecision(t, n)
+		if d["tier"] != "trusted" || d["action"] != "run" || d["runtime"] != "io.containerd.runc.v2" {
+			t.Fatalf("audit log decision = %v, want run in tier trusted on io.containerd.runc.v2", d)
+		}
+	})
+}
+
+// lastDecision reads the last line of the node's audit log.
+func lastDecision(t *testing.T, n *node) map[string]any {
+	t.Helper()
+	f, err := os.Open(n.audit)
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	defer f.Close()
+	var last string
+	for s := bufio.NewScanner(f); s.Scan(); {
+		last = s.Text()
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(last), &d); err != nil {
+		t.Fatalf("audit log line %q: %v", last, err)
+	}
+	return d
+}
+
+func TestExecKillDelete(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		before := n.snapshot()
+		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
+		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", "c1", "sh", "-c", "echo exec-ok; exit 5")
+		if code != 5 || strings.TrimSpace(stdout) != "exec-ok" {
+			t.Fatalf("exec: exit %d, stdout %q, stderr %q; want exit 5 and exec-ok", code, stdout, stderr)
+		}
+		if ps := n.mustCtr("task", "ps", "c1"); len(strings.Split(strings.TrimSpace(ps), "\n")) < 2 {
+			t.Fatalf("task ps through the router lists no process:\n%s", ps)
+		}
+		n.mustCtr("task", "kill", "-s", "SIGKILL", "c1")
+		waitFor(t, "c1 to stop", 10*time.Second, func() bool {
+			out, _, _ := n.ctr("task", "ls")
+			return strings.Contains(out, "STOPPED")
+		})
+		n.mustCtr("task", "delete", "c1")
+		n.mustCtr("container", "delete", "c1")
+		n.assertSettled(before)
+	})
+}
+
+func TestGroupSharesOneRouter(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		before := n.snapshot()
+		// ctr run --label puts the key into both the container labels and the OCI annotations.
+		for _, id := range []string{"g1", "g2"} {
+			n.mustCtr(n.runArgs("-d", "--label", "io.containerd.runc.v2.group=grp", image, id, "sleep", "300")...)
+		}
+		if r := n.routers(); len(r) != 1 {
+			t.Fatalf("%d routers serve the group, want 1: %v", len(r), r)
+		}
+		for _, id := range []string{"g1", "g2"} {
+			if out := n.mustCtr("task", "exec", "--exec-id", "x", id, "echo", id+"-alive"); strings.TrimSpace(out) != id+"-alive" {
+				t.Fatalf("exec in %s: %q", id, out)
+			}
+		}
+		for _, id := range []string{"g1", "g2"} {
+			n.mustCtr("task", "kill", "-s", "SIGKILL", id)
+		}
+		for _, id := range []string{"g1", "g2"} {
+			waitFor(t, id+" to stop", 10*time.Second, func() bool {
+				_, _, code := n.ctr("task", "delete", id)
+				return code == 0
+			})
+			n.mustCtr("container", "delete", id)
+		}
+		n.assertSettled(before)
+	})
+}
+
+func TestContainerdRestartReconnects(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		before := n.snapshot()
+		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
+		n.Restart(t)
+		if out := n.mustCtr("task", "exec", "--exec-id", "after-restart", "c1", "echo", "still-here"); strings.TrimSpace(out) != "still-here" {
+			t.Fatalf("exec after containerd restart: %q", out)
+		}
+		n.mustCtr("task", "kill", "-s", "SIGKILL", "c1")
+		waitFor(t, "c1 to be deletable", 10*time.Second, func() bool {
+			_, _, code := n.ctr("task", "delete", "c1")
+			return code == 0
+		})
+		n.mustCtr("container", "delete", "c1")
+		n.assertSettled(before)
+	})
+}
+
+func TestKilledRouterLeavesNothing(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		before := n.snapshot()
+		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
+		routers := n.routers()
+		if len(routers) != 1 {
+			t.Fatalf("want one router, found %v", routers)
+		}
+		if err := syscall.Kill(routers[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// containerd notices the dead shim, runs its delete and drops the task.
+		waitFor(t, "containerd to drop the task of the killed router", 15*time.Second, func() bool {
+			out, _, _ := n.ctr("task", "ls")
+			return !strings.Contains(out, "c1")
+		})
+		n.mustCtr("container", "delete", "c1")
+		n.assertSettled(before)
+	})
+}

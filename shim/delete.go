@@ -1,0 +1,144 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+// reapTimeout bounds the wait for an orphaned container to die; containerd
+// gives the whole `delete` 5 seconds.
+const reapTimeout = 2 * time.Second
+
+// deleteAction runs after every task delete and after a router crash. It
+// hands the container to its delegate's own `delete` and relays the reply.
+// When the router is gone, the delegate may still run the container: it is
+// killed and deleted through the delegate's task API first, so that no
+// container or shim outlives the router.
+func deleteAction(ctx context.Context, f flags) ([]byte, error) {
+	bundle := f.bundle
+	if bundle == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		bundle = wd
+	}
+	m, err := state.ReadContainer(bundle)
+	if errors.Is(err, state.ErrNoMarker) {
+		// start failed before a delegate existed: nothing ran.
+		if err := unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			log.G(ctx).WithError(err).Warn("unmount rootfs")
+		}
+		return proto.Marshal(&taskv2.DeleteResponse{ExitStatus: 137, ExitedAt: timestamppb.Now()})
+	}
+	if err != nil {
+		return nil, err
+	}
+	sock := routerSocket(f.address, f.namespace, m.Pod)
+	var reaped *taskv2.DeleteResponse
+	if !canConnect(sock) {
+		reaped = reapOrphan(ctx, m.Delegate, f.id)
+	}
+	inv := delegate.Invocation{
+		Binary: m.Delegate.Binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
+		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
+	}
+	out, derr := inv.Delete(ctx)
+	if err := leavePod(f, m.Pod, sock); err != nil {
+		return nil, err
+	}
+	if reaped != nil {
+		return proto.Marshal(reaped)
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return out, nil
+}
+
+// leavePod removes the container from its pod; with the last one gone the
+// pod's state folder and router socket go too.
+func leavePod(f flags, podID, sock string) error {
+	pod, err := state.LockPod(f.address, f.namespace, podID)
+	if err != nil {
+		return err
+	}
+	remaining, err := pod.RemoveMember(f.id)
+	if err != nil || remaining > 0 {
+		pod.Unlock()
+		return err
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		pod.Unlock()
+		return err
+	}
+	return pod.Remove()
+}
+
+// reapOrphan stops a container whose router died, through its delegate's
+// task API: kill, wait, delete, then ask the delegate to shut down (it exits
+// once it serves nothing). It returns the Delete reply, or nil when the
+// delegate no longer knows the container.
+func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.DeleteResponse {
+	ctx, cancel := context.WithTimeout(ctx, 2*reapTimeout)
+	defer cancel()
+	c, err := delegate.Dial(ctx, d.Address, d.Version, func() {})
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	defer c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id})
+	st, err := c.State(ctx, &taskv2.StateRequest{ID: id})
+	if err != nil {
+		if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+			log.G(ctx).WithError(err).Warn("orphaned container: state")
+		}
+		return nil
+	}
+	if st.GetExitedAt() == nil || st.GetExitedAt().AsTime().IsZero() {
+		if _, err := c.Kill(ctx, &taskv2.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
+			log.G(ctx).WithError(err).Warn("orphaned container: kill")
+		}
+		wctx, wcancel := context.WithTimeout(ctx, reapTimeout)
+		_, err := c.Wait(wctx, &taskv2.WaitRequest{ID: id})
+		wcancel()
+		if err != nil {
+			log.G(ctx).WithError(err).Warn("orphaned container: wait")
+		}
+	}
+	resp, err := c.Delete(ctx, &taskv2.DeleteRequest{ID: id})
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("orphaned container: delete")
+		return nil
+	}
+	return resp
+}
+
+// shutdownDelegate undoes a delegate start when Triage's own start fails
+// afterwards.
+func shutdownDelegate(ctx context.Context, r delegate.Reply, id string) {
+	c, err := delegate.Dial(ctx, r.Address, r.Version, func() {})
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("roll back delegate start")
+		return
+	}
+	defer c.Close()
+	if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err != nil {
+		log.G(ctx).WithError(fmt.Errorf("shutdown %s: %w", r.Address, err)).Debug("roll back delegate start")
+	}
+}

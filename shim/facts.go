@@ -1,0 +1,62 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/triage-runtime/triage/classifier"
+)
+
+// metadataTimeout bounds the containerd API calls made at start.
+const metadataTimeout = 3 * time.Second
+
+// readSpec reads the bundle's OCI spec.
+func readSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	return &s, nil
+}
+
+// gatherFacts reads what containerd knows about the container: its labels
+// and image, and its namespace's labels. Trust decisions depend on them, so
+// failing to read them fails the start.
+func gatherFacts(ctx context.Context, f flags, spec *specs.Spec) (classifier.Facts, error) {
+	facts := classifier.Facts{Spec: spec, Namespace: f.namespace}
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+f.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return facts, fmt.Errorf("containerd API at %s: %w", f.address, err)
+	}
+	defer conn.Close()
+	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", f.namespace)
+	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: f.id})
+	if err != nil {
+		return facts, fmt.Errorf("read container %s from containerd at %s: %w", f.id, f.address, err)
+	}
+	facts.Labels = c.GetContainer().GetLabels()
+	facts.Image = c.GetContainer().GetImage()
+	ns, err := namespacesapi.NewNamespacesClient(conn).Get(ctx, &namespacesapi.GetNamespaceRequest{Name: f.namespace})
+	if err != nil {
+		return facts, fmt.Errorf("read namespace %s from containerd at %s: %w", f.namespace, f.address, err)
+	}
+	facts.NamespaceLabels = ns.GetNamespace().GetLabels()
+	return facts, nil
+}

@@ -1,0 +1,245 @@
+// Package router is the task service containerd talks to: it forwards every
+// task API call to the delegate shim that owns the container, with the
+// caller's context (namespace metadata and deadline ride along).
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+// Service forwards the task API to delegates. It is done when the last
+// container was shut down, or when a delegate died under live containers
+// (containerd then runs `delete` for each, which reports their exits).
+type Service struct {
+	pid  uint32
+	done chan struct{}
+
+	mu sync.Mutex
+	// containers maps a container id to its delegate; guarded by mu.
+	containers map[string]*conn
+	// conns maps a delegate address to its shared connection; guarded by mu.
+	conns map[string]*conn
+	// closed is set once done is closed; guarded by mu.
+	closed bool
+}
+
+// conn is one delegate connection, shared by every container it serves
+// (runc and Kata serve a whole pod from one address).
+type conn struct {
+	*delegate.Client
+	address string
+	// refs counts containers routed to this connection; guarded by Service.mu.
+	refs int
+}
+
+var _ taskv2.TTRPCTaskService = (*Service)(nil)
+
+// New returns an empty router service.
+func New() *Service {
+	return &Service{
+		pid:        uint32(os.Getpid()),
+		done:       make(chan struct{}),
+		containers: map[string]*conn{},
+		conns:      map[string]*conn{},
+	}
+}
+
+// Done is closed when the router should exit.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+func (s *Service) finishLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+}
+
+// dialLocked returns the shared connection to d, dialling it on first use.
+func (s *Service) dialLocked(ctx context.Context, d state.Delegate) (*conn, error) {
+	if c, ok := s.conns[d.Address]; ok {
+		return c, nil
+	}
+	c := &conn{address: d.Address}
+	cl, err := delegate.Dial(ctx, d.Address, d.Version, func() { s.delegateClosed(c) })
+	if err != nil {
+		return nil, err
+	}
+	c.Client = cl
+	s.conns[d.Address] = c
+	return c, nil
+}
+
+// delegateClosed runs when a delegate connection ends. With containers still
+// routed to it the delegate died: the router exits so that containerd cleans
+// each container up through `delete`.
+func (s *Service) delegateClosed(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c.address] == c {
+		delete(s.conns, c.address)
+	}
+	if c.refs > 0 {
+		log.L.WithField("delegate", c.address).Error("delegate shim exited with live containers; router exits")
+		s.finishLocked()
+	}
+}
+
+func (s *Service) lookup(id string) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.containers[id]
+	if !ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "container %s is not served by this triage router", id)
+	}
+	return c, nil
+}
+
+// Create routes a new container to the delegate its bundle marker names, with
+// the options Triage built for that delegate.
+func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*taskv2.CreateTaskResponse, error) {
+	m, err := state.ReadContainer(r.Bundle)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrFailedPrecondition))
+	}
+	s.mu.Lock()
+	c, err := s.dialLocked(ctx, m.Delegate)
+	if err == nil {
+		// Track before forwarding: containerd sends Delete and Shutdown
+		// even after a failed Create, and they must reach the delegate.
+		if old, ok := s.containers[r.ID]; ok {
+			old.refs--
+		}
+		s.containers[r.ID] = c
+		c.refs++
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrUnavailable))
+	}
+	r.Options = nil
+	if m.Delegate.Options != nil {
+		r.Options = &anypb.Any{TypeUrl: m.Delegate.OptionsType, Value: m.Delegate.Options}
+	}
+	return c.Create(ctx, r)
+}
+
+// Connect answers containerd's liveness and pid query. For a container this
+// router does not serve it replies pid 0 without error, as runc does, so that
+// a reload does not treat the whole shim as dead.
+func (s *Service) Connect(ctx context.Context, r *taskv2.ConnectRequest) (*taskv2.ConnectResponse, error) {
+	c, err := s.lookup(r.ID)
+	if err != nil {
+		return &taskv2.ConnectResponse{ShimPid: s.pid}, nil
+	}
+	resp, err := c.Connect(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	resp.ShimPid = s.pid
+	return resp, nil
+}
+
+// Shutdown forwards to the container's delegate (which exits once it serves
+// nothing), forgets the container, and ends the router with its last one.
+func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	c, ok := s.containers[r.ID]
+	s.mu.Unlock()
+	if ok {
+		if _, err := c.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.containers[r.ID]; ok {
+		delete(s.containers, r.ID)
+		cur.refs--
+	}
+	if len(s.containers) == 0 {
+		s.finishLocked()
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// route forwards r to the delegate that owns the container r names.
+func route[Req interface{ GetID() string }, Resp any](s *Service, ctx context.Context, r Req, call func(*conn, context.Context, Req) (Resp, error)) (Resp, error) {
+	c, err := s.lookup(r.GetID())
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	return call(c, ctx, r)
+}
+
+func (s *Service) State(ctx context.Context, r *taskv2.StateRequest) (*taskv2.StateResponse, error) {
+	return route(s, ctx, r, (*conn).State)
+}
+
+func (s *Service) Start(ctx context.Context, r *taskv2.StartRequest) (*taskv2.StartResponse, error) {
+	return route(s, ctx, r, (*conn).Start)
+}
+
+func (s *Service) Delete(ctx context.Context, r *taskv2.DeleteRequest) (*taskv2.DeleteResponse, error) {
+	return route(s, ctx, r, (*conn).Delete)
+}
+
+func (s *Service) Pids(ctx context.Context, r *taskv2.PidsRequest) (*taskv2.PidsResponse, error) {
+	return route(s, ctx, r, (*conn).Pids)
+}
+
+func (s *Service) Pause(ctx context.Context, r *taskv2.PauseRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Pause)
+}
+
+func (s *Service) Resume(ctx context.Context, r *taskv2.ResumeRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Resume)
+}
+
+func (s *Service) Checkpoint(ctx context.Context, r *taskv2.CheckpointTaskRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Checkpoint)
+}
+
+func (s *Service) Kill(ctx context.Context, r *taskv2.KillRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Kill)
+}
+
+func (s *Service) Exec(ctx context.Context, r *taskv2.ExecProcessRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Exec)
+}
+
+func (s *Service) ResizePty(ctx context.Context, r *taskv2.ResizePtyRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).ResizePty)
+}
+
+func (s *Service) CloseIO(ctx context.Context, r *taskv2.CloseIORequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).CloseIO)
+}
+
+func (s *Service) Update(ctx context.Context, r *taskv2.UpdateTaskRequest) (*emptypb.Empty, error) {
+	return route(s, ctx, r, (*conn).Update)
+}
+
+// Wait is forwarded as its own blocking call; containerd keeps several open.
+func (s *Service) Wait(ctx context.Context, r *taskv2.WaitRequest) (*taskv2.WaitResponse, error) {
+	return route(s, ctx, r, (*conn).Wait)
+}
+
+func (s *Service) Stats(ctx context.Context, r *taskv2.StatsRequest) (*taskv2.StatsResponse, error) {
+	return route(s, ctx, r, (*conn).Stats)
+}

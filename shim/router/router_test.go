@@ -1,0 +1,220 @@
+package router
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	taskv3 "github.com/containerd/containerd/api/runtime/task/v3"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+// fakeDelegate is a test double of a runc 2.x shim: it serves only the v3
+// task service, on a real socket. Methods the router must not need are left
+// nil and would fail the call.
+type fakeDelegate struct {
+	taskv3.TTRPCTaskService
+	created  atomic.Value // *taskv3.CreateTaskRequest
+	accepted atomic.Int32
+}
+
+func (f *fakeDelegate) Create(_ context.Context, r *taskv3.CreateTaskRequest) (*taskv3.CreateTaskResponse, error) {
+	f.created.Store(r)
+	return &taskv3.CreateTaskResponse{Pid: 4242}, nil
+}
+
+func (f *fakeDelegate) State(_ context.Context, r *taskv3.StateRequest) (*taskv3.StateResponse, error) {
+	return &taskv3.StateResponse{ID: r.ID, Pid: 4242, Bundle: "delegate-saw-" + r.ID}, nil
+}
+
+func (f *fakeDelegate) Connect(_ context.Context, r *taskv3.ConnectRequest) (*taskv3.ConnectResponse, error) {
+	return &taskv3.ConnectResponse{ShimPid: 1, TaskPid: 4242, Version: "fake"}, nil
+}
+
+func (f *fakeDelegate) Shutdown(context.Context, *taskv3.ShutdownRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int32
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// startDelegate serves a fake v3 delegate and returns it with its address.
+func startDelegate(t *testing.T) (*fakeDelegate, string, *ttrpc.Server) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "trt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDelegate{}
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskv3.RegisterTTRPCTaskService(srv, fd)
+	go srv.Serve(context.Background(), countingListener{l, &fd.accepted})
+	t.Cleanup(func() { srv.Close() })
+	return fd, "unix://" + sock, srv
+}
+
+// bundleFor writes a bundle whose marker routes to the delegate at addr.
+func bundleFor(t *testing.T, addr string) string {
+	t.Helper()
+	opts, err := proto.Marshal(&runcoptions.Options{BinaryName: "runc", SystemdCgroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := t.TempDir()
+	m := state.Container{Pod: "pod", Delegate: state.Delegate{
+		Runtime: "io.containerd.runc.v2", Address: addr, Version: 3,
+		Options: opts, OptionsType: "containerd.runc.v1.Options",
+	}}
+	if err := state.WriteContainer(b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCreateForwardsToV3DelegateWithTriageOptions(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	s := New()
+	ctx := context.Background()
+	// containerd sends Triage's own runtime options; the delegate must never see them.
+	foreign := &anypb.Any{TypeUrl: "runtimeoptions.v1.Options", Value: []byte{0x12, 0x03, 'a', 'b', 'c'}}
+	resp, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c1", Bundle: bundleFor(t, addr), Options: foreign})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if resp.Pid != 4242 {
+		t.Errorf("Create pid = %d, want the delegate's 4242", resp.Pid)
+	}
+	got := fd.created.Load().(*taskv3.CreateTaskRequest)
+	var o runcoptions.Options
+	if err := got.Options.UnmarshalTo(&o); err != nil {
+		t.Fatalf("delegate got options %q: %v", got.Options.GetTypeUrl(), err)
+	}
+	if !o.SystemdCgroup || o.BinaryName != "runc" {
+		t.Errorf("delegate got options %+v, want the tier's runc options", &o)
+	}
+	st, err := s.State(ctx, &taskv2.StateRequest{ID: "c1"})
+	if err != nil || st.Bundle != "delegate-saw-c1" {
+		t.Fatalf("State = %+v, %v; want the delegate's reply", st, err)
+	}
+}
+
+func TestCreateWithoutMarkerFails(t *testing.T) {
+	s := New()
+	_, err := s.Create(context.Background(), &taskv2.CreateTaskRequest{ID: "c1", Bundle: t.TempDir()})
+	if !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
+		t.Fatalf("Create without marker: %v, want FailedPrecondition", err)
+	}
+}
+
+func TestUnknownContainer(t *testing.T) {
+	s := New()
+	ctx := context.Background()
+	if _, err := s.State(ctx, &taskv2.StateRequest{ID: "nope"}); !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+		t.Errorf("State(unknown) error = %v, want NotFound", err)
+	}
+	// containerd's reload treats a Connect error as a dead shim: answer pid 0.
+	c, err := s.Connect(ctx, &taskv2.ConnectRequest{ID: "nope"})
+	if err != nil || c.TaskPid != 0 || c.ShimPid != uint32(os.Getpid()) {
+		t.Errorf("Connect(unknown) = %+v, %v; want task pid 0, router pid, no error", c, err)
+	}
+}
+
+func TestConnectReportsDelegateTaskPid(t *testing.T) {
+	_, addr, _ := startDelegate(t)
+	s := New()
+	ctx := context.Background()
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c1", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Connect(ctx, &taskv2.ConnectRequest{ID: "c1"})
+	if err != nil || c.TaskPid != 4242 || c.ShimPid != uint32(os.Getpid()) {
+		t.Fatalf("Connect = %+v, %v; want task pid 4242 and the router's pid", c, err)
+	}
+}
+
+func TestContainersShareOneConnectionPerDelegate(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	s := New()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fd.accepted.Load(); n != 1 {
+		t.Fatalf("delegate accepted %d connections, want 1 shared by the pod", n)
+	}
+}
+
+func TestShutdownOfLastContainerEndsRouter(t *testing.T) {
+	_, addr, _ := startDelegate(t)
+	s := New()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Shutdown(ctx, &taskv2.ShutdownRequest{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatal("router ended while container b is still served")
+	default:
+	}
+	if _, err := s.Shutdown(ctx, &taskv2.ShutdownRequest{ID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(time.Second):
+		t.Fatal("router did not end after its last container was shut down")
+	}
+}
+
+func TestDelegateDeathEndsRouter(t *testing.T) {
+	_, addr, srv := startDelegate(t)
+	s := New()
+	if _, err := s.Create(context.Background(), &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("router kept running after its delegate died under a live container")
+	}
+}

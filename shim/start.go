@@ -1,0 +1,227 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/policy"
+	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+const (
+	// DecisionAnnotation carries Triage's decision (JSON) in the spec the
+	// delegate runs.
+	DecisionAnnotation = "triage.io/decision"
+
+	annotationSandboxID = "io.kubernetes.cri.sandbox-id"
+	annotationRuncGroup = "io.containerd.runc.v2.group"
+)
+
+// podOf returns the group key of a container: its CRI sandbox, else its runc
+// group, else itself.
+func podOf(spec *specs.Spec, id string) string {
+	for _, k := range []string{annotationSandboxID, annotationRuncGroup} {
+		if v := spec.Annotations[k]; v != "" {
+			return v
+		}
+	}
+	return id
+}
+
+// start classifies the container, starts its tier's delegate and makes sure a
+// router serves its pod. It returns the router's address. On failure nothing
+// it started or wrote is left behind.
+func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) {
+	bundle, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	in, err := parseStartInput(stdin, f)
+	if err != nil {
+		return "", err
+	}
+	pol, err := loadPolicy(in.options)
+	if err != nil {
+		return "", err
+	}
+	spec, err := readSpec(bundle)
+	if err != nil {
+		return "", err
+	}
+	facts, err := gatherFacts(ctx, f, spec)
+	if err != nil {
+		return "", err
+	}
+	podID := podOf(spec, f.id)
+	pod, err := state.LockPod(f.address, f.namespace, podID)
+	if err != nil {
+		return "", err
+	}
+	podDecision, member, err := pod.Decision()
+	if err != nil {
+		pod.Unlock()
+		return "", err
+	}
+	defer func() {
+		if retErr != nil && !member {
+			pod.Remove()
+			return
+		}
+		pod.Unlock()
+	}()
+
+	var d classifier.Decision
+	if member {
+		d = classifier.CheckMember(pol, podDecision, facts)
+	} else {
+		d = classifier.Classify(pol, facts)
+	}
+	if err := audit(pol.AuditLog, f, podID, facts, d); err != nil {
+		return "", err
+	}
+	if err := d.Err(); err != nil {
+		return "", err
+	}
+	tier, ok := pol.Tier(d.Tier)
+	if !ok {
+		return "", fmt.Errorf("decision names tier %q, which %s does not define", d.Tier, pol.Source)
+	}
+	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, f.publishBinary)
+	if err != nil {
+		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+	}
+	opts := delegateOptions(tier)
+	optsAny, err := opts.Any()
+	if err != nil {
+		return "", err
+	}
+	if err := annotate(bundle, spec, d); err != nil {
+		return "", err
+	}
+
+	sock := routerSocket(f.address, f.namespace, podID)
+	l, existing, err := listenRouter(sock)
+	if err != nil {
+		return "", err
+	}
+	if !existing {
+		defer func() {
+			l.Close()
+			if retErr != nil {
+				os.Remove(sock)
+			}
+		}()
+	}
+
+	inv := delegate.Invocation{
+		Binary: binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
+		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
+	}
+	input, err := delegate.StartInput(optsAny, in.params)
+	if err != nil {
+		return "", err
+	}
+	reply, err := inv.Start(ctx, input)
+	if err != nil {
+		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			shutdownDelegate(ctx, reply, f.id)
+		}
+	}()
+
+	marker := state.Container{Pod: podID, Decision: d, Delegate: state.Delegate{
+		Runtime: tier.Runtime, Binary: binary, Address: reply.Address, Version: reply.Version,
+	}}
+	if optsAny != nil {
+		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
+	}
+	if err := state.WriteContainer(bundle, marker); err != nil {
+		return "", err
+	}
+	if !existing {
+		if err := spawnRouter(f, bundle, l); err != nil {
+			return "", err
+		}
+	}
+	if !member {
+		if err := pod.SetDecision(d); err != nil {
+			return "", err
+		}
+	}
+	if err := pod.AddMember(f.id); err != nil {
+		return "", err
+	}
+	addr := "unix://" + sock
+	// containerd 1.6/1.7 reconnect through ./address, which the delegate
+	// has just written with its own address.
+	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
+		return "", err
+	}
+	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": reply.Address}).Debug("container routed")
+	return addr, nil
+}
+
+func delegateOptions(t *policy.Tier) delegate.Options {
+	o := delegate.Options{Runtime: t.Runtime, ConfigPath: t.ConfigPath}
+	if t.Runc != nil {
+		o.SystemdCgroup, o.BinaryName, o.Root = t.Runc.SystemdCgroup, t.Runc.BinaryName, t.Runc.Root
+	}
+	return o
+}
+
+// annotate writes the decision into the spec the delegate will run.
+func annotate(bundle string, spec *specs.Spec, d classifier.Decision) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if spec.Annotations == nil {
+		spec.Annotations = map[string]string{}
+	}
+	spec.Annotations[DecisionAnnotation] = string(b)
+	out, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return state.WriteFileAtomic(filepath.Join(bundle, "config.json"), out, 0o644)
+}
+
+// spawnRouter starts the router daemon for the pod on listener l. It runs in
+// its own process group with no stdio (containerd reads start's output until
+// every copy of the pipes is closed) and the listener as fd 3.
+func spawnRouter(f flags, bundle string, l *net.UnixListener) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	lf, err := l.File()
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	args := []string{"-namespace", f.namespace, "-address", f.address, "-publish-binary", f.publishBinary, "-id", f.id}
+	if f.debug {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, append(args, serveAction)...)
+	cmd.Dir = bundle
+	cmd.ExtraFiles = []*os.File{lf}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start router daemon: %w", err)
+	}
+	return cmd.Process.Release()
+}

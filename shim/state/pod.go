@@ -1,0 +1,114 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/triage-runtime/triage/classifier"
+)
+
+// Root is where per-pod state lives; one subfolder per containerd instance
+// (keyed by its socket address) so that several daemons never share state.
+const Root = "/run/triage"
+
+// Pod is the state folder of one pod (group of containers served by one
+// router): its decision and its members. Callers hold its lock while they
+// read or change it.
+type Pod struct {
+	dir  string
+	lock *os.File
+}
+
+// PodDir is the state folder of pod in namespace ns of the containerd at
+// address.
+func PodDir(address, ns, pod string) string {
+	h := sha256.Sum256([]byte(address))
+	return filepath.Join(Root, hex.EncodeToString(h[:6]), ns, pod)
+}
+
+// LockPod opens (creating if needed) and locks the pod folder. Unlock
+// releases it.
+func LockPod(address, ns, pod string) (*Pod, error) {
+	dir := PodDir(address, ns, pod)
+	if err := os.MkdirAll(filepath.Join(dir, "members"), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &Pod{dir: dir, lock: f}, nil
+}
+
+// Unlock releases the pod lock.
+func (p *Pod) Unlock() { p.lock.Close() }
+
+// Decision returns the pod's decision; ok is false before the first container
+// of the pod was classified.
+func (p *Pod) Decision() (d classifier.Decision, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(p.dir, "decision.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, false, fmt.Errorf("pod decision %s: %w", p.dir, err)
+	}
+	return d, true, nil
+}
+
+// SetDecision records the pod's decision.
+func (p *Pod) SetDecision(d classifier.Decision) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(p.dir, "decision.json"), b, 0o600)
+}
+
+// AddMember records a container as part of the pod.
+func (p *Pod) AddMember(id string) error {
+	return os.WriteFile(p.member(id), nil, 0o600)
+}
+
+// RemoveMember forgets a container and reports how many remain.
+func (p *Pod) RemoveMember(id string) (remaining int, err error) {
+	if err := os.Remove(p.member(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	ents, err := os.ReadDir(filepath.Join(p.dir, "members"))
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}
+
+// Remove deletes the pod's state folder (and its parents when empty). The
+// lock is released.
+func (p *Pod) Remove() error {
+	err := os.RemoveAll(p.dir)
+	p.Unlock()
+	// Tidy the namespace and daemon folders; fails harmlessly when in use.
+	ns := filepath.Dir(p.dir)
+	if os.Remove(ns) == nil {
+		os.Remove(filepath.Dir(ns))
+	}
+	return err
+}
+
+func (p *Pod) member(id string) string {
+	return filepath.Join(p.dir, "members", filepath.Base(id))
+}

@@ -1,0 +1,95 @@
+// Package state persists Triage's decisions so that `delete`, containerd
+// restarts and later containers of a pod all see the decision made at start:
+// a marker file in each container's bundle, and a folder per pod.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/triage-runtime/triage/classifier"
+)
+
+// markerName is the bundle file that records how a container was routed.
+const markerName = "triage.json"
+
+// Delegate records the delegate shim a container was handed to.
+type Delegate struct {
+	Runtime string `json:"runtime"`
+	Binary  string `json:"binary"`
+	Address string `json:"address"`
+	Version int    `json:"version"`
+	// Options is the marshalled Any Triage built for the delegate; Create
+	// sends exactly these.
+	Options []byte `json:"options,omitempty"`
+	// OptionsType is the Any's type URL.
+	OptionsType string `json:"options_type,omitempty"`
+}
+
+// Container is the bundle marker.
+type Container struct {
+	// Pod is the group key: the sandbox id, the runc group, or the id.
+	Pod      string              `json:"pod"`
+	Decision classifier.Decision `json:"decision"`
+	Delegate Delegate            `json:"delegate"`
+}
+
+// ErrNoMarker is returned when a bundle has no Triage marker: Triage's start
+// never got as far as starting a delegate for it.
+var ErrNoMarker = errors.New("no triage marker in bundle")
+
+// WriteContainer records c in bundle, atomically.
+func WriteContainer(bundle string, c Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode marker: %w", err)
+	}
+	return WriteFileAtomic(filepath.Join(bundle, markerName), b, 0o600)
+}
+
+// ReadContainer reads the marker of bundle.
+func ReadContainer(bundle string) (Container, error) {
+	var c Container
+	b, err := os.ReadFile(filepath.Join(bundle, markerName))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("%s: %w", bundle, ErrNoMarker)
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("marker %s: %w", filepath.Join(bundle, markerName), err)
+	}
+	return c, nil
+}
+
+// WriteFileAtomic replaces name with data so that readers never see a torn
+// file: write a temporary file beside it, sync, rename.
+func WriteFileAtomic(name string, data []byte, perm os.FileMode) (retErr error) {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
