@@ -118,7 +118,7 @@ func applyRequests(p *policy.Policy, f *Facts, ruled Decision) Decision {
 		want, ok := p.Tier(rq.tier)
 		switch {
 		case !ok:
-			return deny(RuleRequest, fmt.Sprintf("%s names no tier of this policy: use one of %q", rq, p.TierNames()))
+			return deny(RuleRequest, fmt.Sprintf("%s names no tier of this policy: use one of %s", rq, strings.Join(p.TierNames(), ", ")))
 		case want.Strength > bestTier.Strength:
 			best, bestTier = Decision{
 				Action: ActionRun, Tier: want.Name, Runtime: want.Runtime, Rule: RuleRequest,

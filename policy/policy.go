@@ -8,6 +8,7 @@ package policy
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -223,4 +224,20 @@ func (p *Policy) setDefaults() {
 			r.Action = ActionRun
 		}
 	}
+}
+
+// RuleSource returns where the rule named name is declared, as "file:line:column", or ""
+// when the policy has no such rule or was not parsed from a file.
+func (p *Policy) RuleSource(name string) string {
+	for i, r := range p.Rules {
+		if r.Name != name {
+			continue
+		}
+		pos, ok := p.positions[fmt.Sprintf("rule[%d]", i)]
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("%s:%d:%d", p.Source, pos.Line, pos.Column)
+	}
+	return ""
 }

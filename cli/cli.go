@@ -1,0 +1,116 @@
+// Package cli implements the triage command: explain a decision, check a policy file,
+// print the version.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Version is the release version, set at link time with
+// -ldflags "-X github.com/triage-runtime/triage/cli.Version=v0.1.0".
+var Version = "dev"
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command ran and failed (invalid policy, unreadable spec)
+	exitUsage = 2 // the command line is wrong
+)
+
+const usage = `usage: triage COMMAND [flags]
+
+commands:
+  explain [flags] BUNDLE_DIR|CONFIG_JSON   show the decision for an OCI spec and why
+  check [--config FILE]                    validate a policy file
+  version                                  print the version
+
+Run "triage COMMAND -h" for a command's flags.
+`
+
+// errUsage marks a command-line mistake; its message has already been printed by flag.
+var errUsage = errors.New("usage")
+
+// Main runs the triage command with args (without the program name) and returns the exit
+// code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "explain":
+		err = explain(rest, stdout, stderr)
+	case "check":
+		err = check(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "triage %s\n", Version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "triage: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "triage %s: %v\n", args[0], err)
+		return exitError
+	}
+}
+
+// parse parses flags placed before and after the positional arguments, and returns the
+// positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// usageError prints a command-line mistake with the command's flags.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "triage %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return errUsage
+}
+
+// keyValues is a repeatable k=v flag.
+type keyValues map[string]string
+
+func (kv keyValues) String() string {
+	var parts []string
+	for k, v := range kv {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (kv keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", s)
+	}
+	kv[k] = v
+	return nil
+}

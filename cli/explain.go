@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/policy"
+)
+
+// taskDir is the directory containerd's v2 runtime keeps bundles in, as
+// .../io.containerd.runtime.v2.task/NAMESPACE/ID.
+const taskDir = "io.containerd.runtime.v2.task"
+
+func explain(args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	config := fset.String("config", policy.DefaultPath, "policy `file`")
+	namespace := fset.String("namespace", "", "containerd `namespace` (default: taken from a containerd bundle path, else \"default\")")
+	image := fset.String("image", "", "image `reference` (default: annotation io.kubernetes.cri.image-name)")
+	output := fset.String("output", "text", "output `format`: text or json")
+	labels := keyValues{}
+	fset.Var(labels, "label", "containerd container label `KEY=VALUE` (repeatable)")
+	nsLabels := keyValues{}
+	fset.Var(nsLabels, "namespace-label", "label `KEY=VALUE` of the containerd namespace (repeatable)")
+	fset.Usage = func() {
+		fmt.Fprintf(fset.Output(), "usage: triage explain [flags] BUNDLE_DIR|CONFIG_JSON\n\nflags:\n")
+		fset.PrintDefaults()
+	}
+	positional, err := parse(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) != 1 {
+		return usageError(fset, "want one BUNDLE_DIR or CONFIG_JSON, got %d arguments", len(positional))
+	}
+	if *output != "text" && *output != "json" {
+		return usageError(fset, "--output %q: use text or json", *output)
+	}
+	p, err := loadPolicy(*config)
+	if err != nil {
+		return err
+	}
+	specPath, err := specFile(positional[0])
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return fmt.Errorf("read OCI spec: %w", err)
+	}
+	facts := classifier.Facts{
+		Namespace:       *namespace,
+		NamespaceLabels: nsLabels,
+		Labels:          labels,
+		Image:           *image,
+	}
+	if facts.Namespace == "" {
+		facts.Namespace = bundleNamespace(filepath.Dir(specPath))
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		fmt.Fprintf(stderr, "triage explain: %s is not a valid OCI spec: %v\n", specPath, err)
+	} else {
+		facts.Spec = &spec
+	}
+	d := classifier.Classify(p, facts)
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	printDecision(stdout, p, d)
+	return nil
+}
+
+// specFile returns the config.json of a bundle directory, or the file given.
+func specFile(arg string) (string, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return "", fmt.Errorf("%w: give a bundle directory or its config.json", err)
+	}
+	if st.IsDir() {
+		return filepath.Join(arg, "config.json"), nil
+	}
+	return arg, nil
+}
+
+// bundleNamespace returns the containerd namespace of a bundle under containerd's task
+// directory, or "default".
+func bundleNamespace(bundle string) string {
+	abs, err := filepath.Abs(bundle)
+	if err != nil {
+		return "default"
+	}
+	nsDir := filepath.Dir(abs)
+	if filepath.Base(filepath.Dir(nsDir)) == taskDir {
+		return filepath.Base(nsDir)
+	}
+	return "default"
+}
+
+func printDecision(w io.Writer, p *policy.Policy, d classifier.Decision) {
+	rule := d.Rule
+	if src := p.RuleSource(d.Rule); src != "" {
+		rule += " (" + src + ")"
+	}
+	fmt.Fprintf(w, "action:   %s\n", d.Action)
+	if d.Action == classifier.ActionRun {
+		fmt.Fprintf(w, "tier:     %s\n", d.Tier)
+		fmt.Fprintf(w, "runtime:  %s\n", d.Runtime)
+	}
+	fmt.Fprintf(w, "rule:     %s\n", rule)
+	fmt.Fprintf(w, "reason:   %s\n", d.Reason)
+	if err := d.Err(); err != nil {
+		fmt.Fprintf(w, "error:    %v\n", err)
+	}
+	if len(d.Findings) == 0 {
+		fmt.Fprintf(w, "findings: none\n")
+		return
+	}
+	fmt.Fprintf(w, "findings: %d\n", len(d.Findings))
+	for _, f := range d.Findings {
+		fmt.Fprintf(w, "  - %s: %s\n", f.ID, f.Evidence)
+	}
+}

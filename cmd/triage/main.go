@@ -1,0 +1,12 @@
+// Command triage is the operator CLI of Triage: explain decisions, check policy files.
+package main
+
+import (
+	"os"
+
+	"github.com/triage-runtime/triage/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
