@@ -233,6 +233,8 @@ CNI_DIR=$CACHE/cni
 CNI_VERSION=$(dpkg-query -W -f='${Version}' containernetworking-plugins)
 cached "cni loopback $CNI_VERSION recipe $RECIPE" "$CNI_DIR" build_cni
 
+rmdir "$CACHE/src" 2>/dev/null || true # each build removes its sources; only the module cache is kept
+
 # --- 8. env: what e2e/harness reads -------------------------------------------------------------------------
 for f in /usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc; do
 	[ -x "$f" ] || die "$f is missing although its Debian package is installed; reinstall it: apt-get install --reinstall containerd runc"

@@ -48,7 +48,8 @@ type Runtime struct {
 }
 
 // Options configure a daemon beyond the defaults every daemon has: the runc handler
-// (io.containerd.runc.v2) and the runsc handler (io.containerd.runsc.v1, systrap platform).
+// (io.containerd.runc.v2, runc state under Dir) and the runsc handler (io.containerd.runsc.v1,
+// systrap platform, see Daemon.RunscConfig).
 type Options struct {
 	// ExtraPath directories come first in the daemon's PATH, e.g. where the Triage shim is built.
 	ExtraPath []string
@@ -71,11 +72,17 @@ func (l layout) log() string             { return l.path("containerd.log") }
 func (l layout) crictlConfig() string    { return l.path("crictl.yaml") }
 func (l layout) runscConfig() string     { return l.path("runsc.toml") }
 func (l layout) runscRoot() string       { return l.path("runsc") }
+func (l layout) shimSockets() string     { return l.path("s") }
+func (l layout) runcRoot() string        { return l.path("runc") }
+
+// suffix is unique to the daemon among all daemons on the host; Daemon.ID appends it.
+func (l layout) suffix() string { return filepath.Base(l.dir) }
 
 // runtimes returns the default handlers with opts.Runtimes added or replacing them by name.
 func runtimes(l layout, opts Options) []Runtime {
 	all := []Runtime{
-		{Name: "runc", Type: "io.containerd.runc.v2"},
+		// Root keeps CRI containers' runc state under dir instead of hostRuncRoot.
+		{Name: "runc", Type: "io.containerd.runc.v2", Options: map[string]string{"Root": l.runcRoot()}},
 		{Name: "runsc", Type: "io.containerd.runsc.v1", Options: map[string]string{
 			"TypeUrl":    "io.containerd.runsc.v1.options",
 			"ConfigPath": l.runscConfig(),
@@ -153,6 +160,9 @@ func daemonConfig(v Version, env Env, l layout, opts Options) map[string]any {
 			"io.containerd.server.v1.grpc":  map[string]any{"address": l.socket()},
 			"io.containerd.server.v1.ttrpc": map[string]any{"address": l.ttrpcSocket()},
 			"io.containerd.internal.v1.opt": opt,
+			// Shims on containerd's 2.3+ shim library (the 2.x runc shim) bind their task sockets
+			// here instead of HostShimSocketDir; the path must stay within 42 bytes.
+			"io.containerd.shim.v1.manager": map[string]any{"socket_dir": l.shimSockets()},
 			"io.containerd.cri.v1.images": map[string]any{
 				"pinned_images": map[string]any{"sandbox": PauseImage},
 			},
@@ -186,8 +196,11 @@ func daemonPath(v Version, env Env, opts Options) string {
 	return strings.Join(dirs, ":")
 }
 
-// writeConfigs writes the daemon, runsc and crictl configs into l.dir.
-func writeConfigs(v Version, env Env, l layout, opts Options) error {
+// prepareDir writes the daemon, runsc and crictl configs into l.dir and makes the shim socket dir.
+func prepareDir(v Version, env Env, l layout, opts Options) error {
+	if err := os.Mkdir(l.shimSockets(), 0o700); err != nil {
+		return err
+	}
 	for path, cfg := range map[string]map[string]any{
 		l.config():      daemonConfig(v, env, l, opts),
 		l.runscConfig(): runscConfig(env, l),

@@ -54,7 +54,7 @@ func StartContainerd(t testing.TB, env Env, v Version, opts Options) *Daemon {
 			t.Errorf("teardown of %v in %s: %v", v, dir, err)
 		}
 	})
-	if err := writeConfigs(v, env, d.layout, opts); err != nil {
+	if err := prepareDir(v, env, d.layout, opts); err != nil {
 		t.Fatalf("StartContainerd: %v", err)
 	}
 	if err := d.start(); err != nil {
@@ -185,6 +185,12 @@ func (d *Daemon) run(ctx context.Context, bin string, args ...string) (string, s
 	}
 	return stdout.String(), stderr.String(), 0, nil
 }
+
+// ID returns a container ID for name that no other daemon on the host uses. Use it for ctr:
+// runc keeps the state of containers started without runtime options in the host-wide
+// /run/containerd/runc/<namespace>/<id> and puts them in the cgroup /<namespace>/<id>, so two
+// daemons running "t1" at once would collide. Teardown removes those leftovers for IDs from here.
+func (d *Daemon) ID(name string) string { return name + "-" + d.layout.suffix() }
 
 // PID is the running daemon's process id, or 0 while it is stopped.
 func (d *Daemon) PID() int {

@@ -26,7 +26,7 @@ func TestSmoke(t *testing.T) {
 			defer cancel()
 			before := snapshot(t, d.Dir())
 
-			stdout, stderr, code, err := d.Ctr(ctx, "run", "--rm", harness.BusyboxImage, "t1", "sh", "-c", "echo hi; exit 3")
+			stdout, stderr, code, err := d.Ctr(ctx, "run", "--rm", harness.BusyboxImage, d.ID("t1"), "sh", "-c", "echo hi; exit 3")
 			if err != nil || code != 3 || strings.TrimSpace(stdout) != "hi" {
 				t.Fatalf("ctr run: exit %d (want 3), err %v, stdout %q (want \"hi\"), stderr %q", code, err, stdout, stderr)
 			}

@@ -13,13 +13,14 @@ import (
 // proc is one process found in /proc.
 type proc struct {
 	pid, ppid int
+	comm      string // the executable's name, from /proc/PID/stat
 	state     string // R, S, D, Z, ... from /proc/PID/stat
-	cmdline   string
+	cmdline   string // empty for kernel threads, zombies and gVisor's systrap stubs
 	cwd       string
 }
 
 func (p proc) String() string {
-	return fmt.Sprintf("pid %d (%s, cwd %s): %s", p.pid, p.state, p.cwd, p.cmdline)
+	return fmt.Sprintf("pid %d [%s]: %s", p.pid, p.comm, p.cmdline)
 }
 
 // under reports whether path is dir or inside it.
@@ -35,12 +36,15 @@ func readProc(pid int) (p proc, ok bool) {
 		return p, false
 	}
 	// stat is "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
-	i := strings.LastIndexByte(string(stat), ')')
-	fields := strings.Fields(string(stat[i+1:]))
-	if i < 0 || len(fields) < 2 {
+	open, end := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+	if open < 0 || end < open {
 		return p, false
 	}
-	p.pid, p.state = pid, fields[0]
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 2 {
+		return p, false
+	}
+	p.pid, p.comm, p.state = pid, string(stat[open+1:end]), fields[0]
 	p.ppid, _ = strconv.Atoi(fields[1])
 	cmdline, _ := os.ReadFile(filepath.Join(base, "cmdline"))
 	p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))

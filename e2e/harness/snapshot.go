@@ -22,7 +22,7 @@ type Resources struct {
 	// ContainerdFDs is its number of open file descriptors.
 	ContainerdFDs int
 	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
-	// with their descendants (containers), as "pid N: cmdline".
+	// with their descendants (containers), as "pid N [comm]: cmdline".
 	Processes []string
 	// Mounts are the mount points under dir (rootfs overlays, netns, shm).
 	Mounts []string
@@ -35,6 +35,8 @@ type Resources struct {
 	OrphanShimSockets []string
 	// Bundles are task bundle directories left in the state dir, as "namespace/id".
 	Bundles []string
+	// HostState are runc state dirs and cgroups outside dir of containers named with Daemon.ID.
+	HostState []string
 }
 
 // Snapshot captures what the daemon owning dir (see Daemon.Dir) and its containers hold now.
@@ -55,7 +57,7 @@ func Snapshot(dir string) (Resources, error) {
 			continue
 		}
 		others = append(others, p)
-		r.Processes = append(r.Processes, fmt.Sprintf("pid %d: %s", p.pid, p.cmdline))
+		r.Processes = append(r.Processes, p.String())
 	}
 	if r.Mounts, err = mountsUnder(dir); err != nil {
 		errs = append(errs, fmt.Errorf("list mounts: %w", err))
@@ -70,6 +72,7 @@ func Snapshot(dir string) (Resources, error) {
 	for _, b := range bundles {
 		r.Bundles = append(r.Bundles, strings.TrimPrefix(b, filepath.Dir(filepath.Dir(b))+"/"))
 	}
+	r.HostState = hostState(layout{dir: dir}.suffix())
 	return r, errors.Join(errs...)
 }
 
@@ -129,6 +132,7 @@ func Diff(before, after Resources) []string {
 	added("socket", before.Sockets, after.Sockets)
 	added("orphan shim socket", before.OrphanShimSockets, after.OrphanShimSockets)
 	added("task bundle", before.Bundles, after.Bundles)
+	added("host state", before.HostState, after.HostState)
 	if before.ContainerdPID != 0 && before.ContainerdPID == after.ContainerdPID &&
 		after.ContainerdFDs > before.ContainerdFDs {
 		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d",

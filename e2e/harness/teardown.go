@@ -15,8 +15,9 @@ import (
 const killTimeout = 10 * time.Second
 
 // teardown stops the daemon, then kills every process, unmounts every mount and removes every
-// file of it and its containers, all found through its directory. Shim sockets in
-// HostShimSocketDir are removed only if one of the daemon's processes held them.
+// file of it and its containers, all found through its directory. Outside it, it removes only
+// what is provably the daemon's: shim sockets in HostShimSocketDir that its processes held, and
+// runc state and cgroups of containers named with Daemon.ID.
 func (d *Daemon) teardown() []error {
 	dir := d.layout.dir
 	var errs []error
@@ -29,6 +30,9 @@ func (d *Daemon) teardown() []error {
 	if err := unmountAll(dir); err != nil {
 		// Never remove files through a mount that is still there: it may be a host directory.
 		return append(errs, fmt.Errorf("%w; left %s in place", err, dir))
+	}
+	if err := removeHostState(d.layout.suffix()); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
