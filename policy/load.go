@@ -28,7 +28,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	p := &Policy{}
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(p); err != nil {
-		return nil, decodeError(name, err)
+		return nil, decodeError(name, data, err)
 	}
 	p.Source = name
 	p.positions = indexPositions(data)
@@ -41,15 +41,16 @@ func Parse(name string, data []byte) (*Policy, error) {
 }
 
 // decodeError converts go-toml's errors, which know line and column, into *Error values.
-func decodeError(name string, err error) error {
+func decodeError(name string, data []byte, err error) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
+		ps := indexPositions(data)
 		var errs []error
 		for i := range strict.Errors {
 			de := &strict.Errors[i]
 			line, col := de.Position()
 			errs = append(errs, &Error{
-				File: name, Line: line, Column: col, Key: joinKey(de.Key()), Err: ErrUnknownKey,
+				File: name, Line: line, Column: col, Key: ps.keyAt(line, col, joinKey(de.Key())), Err: ErrUnknownKey,
 				Msg: "unknown key; check its spelling and the table it is in (see configs/triage.toml)",
 			})
 		}

@@ -34,6 +34,21 @@ func (ps positions) lookup(key string) Position {
 	return Position{}
 }
 
+// keyAt returns the key written at line:col, with array indexes ("rule[2].nme"), or def.
+func (ps positions) keyAt(line, col int, def string) string {
+	best := ""
+	for key, pos := range ps {
+		// Of the keys starting there, the longest is the one the error is about.
+		if pos.Line == line && pos.Column == col && len(key) > len(best) {
+			best = key
+		}
+	}
+	if best == "" {
+		return def
+	}
+	return best
+}
+
 // indexPositions records where each key of a syntactically valid document stands. It uses
 // go-toml's AST parser, which sees the same document the decoder does.
 func indexPositions(data []byte) positions {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -123,9 +124,14 @@ func (v *validator) absPath(key, p string) {
 }
 
 // strengths reports tiers that share a strength: the order between them would be undefined.
+// The tier written later in the file is the one reported.
 func (v *validator) strengths() {
+	tiers := slices.SortedFunc(maps.Values(v.p.Tiers), func(a, b *Tier) int {
+		pa, pb := v.p.positions.lookup("tier."+a.Name), v.p.positions.lookup("tier."+b.Name)
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), strings.Compare(a.Name, b.Name))
+	})
 	seen := map[int]string{}
-	for _, t := range v.p.TiersByStrength() {
+	for _, t := range tiers {
 		if t.Strength <= 0 {
 			continue
 		}
