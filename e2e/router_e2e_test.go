@@ -17,7 +17,7 @@ import (
 func TestRunReturnsStdoutAndExitCode(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, runcOnlyPolicy)
-		stdout, stderr, code := n.ctr(n.runArgs("--rm", image, "r1", "sh", "-c", "echo hello-from-triage; exit 3")...)
+		stdout, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("r1"), "sh", "-c", "echo hello-from-triage; exit 3")...)
 		if code != 3 || strings.TrimSpace(stdout) != "hello-from-triage" {
 			t.Fatalf("ctr run through triage: exit %d, stdout %q, stderr %q; want exit 3 and the workload's stdout", code, stdout, stderr)
 		}
@@ -51,21 +51,22 @@ func TestExecKillDelete(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, runcOnlyPolicy)
 		before := n.snapshot()
-		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
-		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", "c1", "sh", "-c", "echo exec-ok; exit 5")
+		c1 := n.ID("c1")
+		n.mustCtr(n.runArgs("-d", image, c1, "sleep", "300")...)
+		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", c1, "sh", "-c", "echo exec-ok; exit 5")
 		if code != 5 || strings.TrimSpace(stdout) != "exec-ok" {
 			t.Fatalf("exec: exit %d, stdout %q, stderr %q; want exit 5 and exec-ok", code, stdout, stderr)
 		}
-		if ps := n.mustCtr("task", "ps", "c1"); len(strings.Split(strings.TrimSpace(ps), "\n")) < 2 {
+		if ps := n.mustCtr("task", "ps", c1); len(strings.Split(strings.TrimSpace(ps), "\n")) < 2 {
 			t.Fatalf("task ps through the router lists no process:\n%s", ps)
 		}
-		n.mustCtr("task", "kill", "-s", "SIGKILL", "c1")
+		n.mustCtr("task", "kill", "-s", "SIGKILL", c1)
 		waitFor(t, "c1 to stop", 10*time.Second, func() bool {
 			out, _, _ := n.ctr("task", "ls")
 			return strings.Contains(out, "STOPPED")
 		})
-		n.mustCtr("task", "delete", "c1")
-		n.mustCtr("container", "delete", "c1")
+		n.mustCtr("task", "delete", c1)
+		n.mustCtr("container", "delete", c1)
 		n.assertSettled(before)
 	})
 }
@@ -75,28 +76,30 @@ func TestGroupSharesOneRouter(t *testing.T) {
 		n := startNode(t, v, runcOnlyPolicy)
 		before := n.snapshot()
 		// ctr run --label puts the key into both the container labels and the OCI annotations.
-		for _, id := range []string{"g1", "g2"} {
-			n.mustCtr(n.runArgs("-d", "--label", "io.containerd.runc.v2.group=grp", image, id, "sleep", "300")...)
+		ids := []string{n.ID("g1"), n.ID("g2")}
+		group := n.ID("grp")
+		for _, id := range ids {
+			n.mustCtr(n.runArgs("-d", "--label", "io.containerd.runc.v2.group="+group, image, id, "sleep", "300")...)
 		}
 		if r := n.routers(); len(r) != 1 {
 			t.Fatalf("%d routers serve the group, want 1: %v", len(r), r)
 		}
-		for _, id := range []string{"g1", "g2"} {
+		for _, id := range ids {
 			if out := n.mustCtr("task", "exec", "--exec-id", "x", id, "echo", id+"-alive"); strings.TrimSpace(out) != id+"-alive" {
 				t.Fatalf("exec in %s: %q", id, out)
 			}
 		}
-		for _, id := range []string{"g1", "g2"} {
+		for _, id := range ids {
 			n.mustCtr("task", "kill", "-s", "SIGKILL", id)
 		}
-		for _, id := range []string{"g1", "g2"} {
+		for _, id := range ids {
 			waitFor(t, id+" to stop", 10*time.Second, func() bool {
 				_, _, code := n.ctr("task", "delete", id)
 				return code == 0
 			})
 			n.mustCtr("container", "delete", id)
 		}
-		n.assertSettled(before)
+		n.assertSettled(before, n.runcGroupSockets(group)...)
 	})
 }
 
@@ -104,17 +107,18 @@ func TestContainerdRestartReconnects(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, runcOnlyPolicy)
 		before := n.snapshot()
-		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
+		c1 := n.ID("c1")
+		n.mustCtr(n.runArgs("-d", image, c1, "sleep", "300")...)
 		n.Restart(t)
-		if out := n.mustCtr("task", "exec", "--exec-id", "after-restart", "c1", "echo", "still-here"); strings.TrimSpace(out) != "still-here" {
+		if out := n.mustCtr("task", "exec", "--exec-id", "after-restart", c1, "echo", "still-here"); strings.TrimSpace(out) != "still-here" {
 			t.Fatalf("exec after containerd restart: %q", out)
 		}
-		n.mustCtr("task", "kill", "-s", "SIGKILL", "c1")
+		n.mustCtr("task", "kill", "-s", "SIGKILL", c1)
 		waitFor(t, "c1 to be deletable", 10*time.Second, func() bool {
-			_, _, code := n.ctr("task", "delete", "c1")
+			_, _, code := n.ctr("task", "delete", c1)
 			return code == 0
 		})
-		n.mustCtr("container", "delete", "c1")
+		n.mustCtr("container", "delete", c1)
 		n.assertSettled(before)
 	})
 }
@@ -123,7 +127,8 @@ func TestKilledRouterLeavesNothing(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, runcOnlyPolicy)
 		before := n.snapshot()
-		n.mustCtr(n.runArgs("-d", image, "c1", "sleep", "300")...)
+		c1 := n.ID("c1")
+		n.mustCtr(n.runArgs("-d", image, c1, "sleep", "300")...)
 		routers := n.routers()
 		if len(routers) != 1 {
 			t.Fatalf("want one router, found %v", routers)
@@ -134,9 +139,9 @@ func TestKilledRouterLeavesNothing(t *testing.T) {
 		// containerd notices the dead shim, runs its delete and drops the task.
 		waitFor(t, "containerd to drop the task of the killed router", 15*time.Second, func() bool {
 			out, _, _ := n.ctr("task", "ls")
-			return !strings.Contains(out, "c1")
+			return !strings.Contains(out, c1)
 		})
-		n.mustCtr("container", "delete", "c1")
+		n.mustCtr("container", "delete", c1)
 		n.assertSettled(before)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,13 +174,16 @@ func (n *node) snapshot() harness.Resources {
 }
 
 // assertSettled waits until the node holds nothing more than before (containerd cleans up
-// asynchronously after a task is deleted) and fails with the difference otherwise.
-func (n *node) assertSettled(before harness.Resources) {
+// asynchronously after a task is deleted) and fails with the difference otherwise. except
+// lists leftovers that are known upstream bugs, not Triage's.
+func (n *node) assertSettled(before harness.Resources, except ...string) {
 	n.t.Helper()
 	var diff []string
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		diff = harness.Diff(before, n.snapshot())
+		diff = slices.DeleteFunc(harness.Diff(before, n.snapshot()), func(d string) bool {
+			return slices.ContainsFunc(except, func(e string) bool { return strings.HasSuffix(d, e) })
+		})
 		if len(diff) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -191,6 +195,22 @@ func (n *node) assertSettled(before harness.Resources) {
 	if ents, err := os.ReadDir(n.triageStateDir()); err == nil && len(ents) > 0 {
 		n.t.Fatalf("triage state left behind in %s", n.triageStateDir())
 	}
+}
+
+// runcGroupSockets are the socket files containerd 2.x's runc shim leaks for a group: its
+// exit cleanup hashes the container id where its start hashed the group
+// (cleanupSockets in containerd v2.4.2 pkg/shim/util_unix.go versus manager_linux.go). The
+// same happens without Triage; containerd 1.6's shim is not affected.
+func (n *node) runcGroupSockets(group string) []string {
+	if n.Version() != harness.V2 {
+		return nil
+	}
+	var names []string
+	for _, suffix := range []string{"", "/debug"} {
+		h := sha256.Sum256([]byte(n.Address() + "/default/" + group + suffix))
+		names = append(names, filepath.Join(n.Dir(), "s", hex.EncodeToString(h[:])))
+	}
+	return names
 }
 
 func forEachVersion(t *testing.T, f func(t *testing.T, v harness.Version)) {

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -97,12 +98,24 @@ func leavePod(f flags, podID, sock string) error {
 func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.DeleteResponse {
 	ctx, cancel := context.WithTimeout(ctx, 2*reapTimeout)
 	defer cancel()
-	c, err := delegate.Dial(ctx, d.Address, d.Version, func() {})
+	closed := make(chan struct{})
+	c, err := delegate.Dial(ctx, d.Address, d.Version, func() { close(closed) })
 	if err != nil {
+		delegate.RemoveStaleSocket(d.Address)
 		return nil
 	}
-	defer c.Close()
-	defer c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id})
+	defer func() {
+		// The delegate exits once it serves nothing; then its socket
+		// is stale and ours to remove.
+		if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err == nil || errors.Is(err, ttrpc.ErrClosed) {
+			select {
+			case <-closed:
+				delegate.RemoveStaleSocket(d.Address)
+			case <-time.After(reapTimeout):
+			}
+		}
+		c.Close()
+	}()
 	st, err := c.State(ctx, &taskv2.StateRequest{ID: id})
 	if err != nil {
 		if !errdefs.IsNotFound(errgrpc.ToNative(err)) {

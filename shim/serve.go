@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -35,17 +36,34 @@ func serve(ctx context.Context, f flags) error {
 	path := l.Addr().String()
 	own, _ := os.Stat(path)
 
-	svc := router.New()
 	srv, err := ttrpc.NewServer()
 	if err != nil {
 		return err
 	}
-	taskv2.RegisterTTRPCTaskService(srv, svc)
-	go func() {
+	serveOn := func(l net.Listener) {
 		if err := srv.Serve(ctx, l); err != nil && err != ttrpc.ErrServerClosed {
 			log.G(ctx).WithError(err).Error("router serve")
 		}
-	}()
+	}
+	// Shims built on containerd's library unlink the socket named in the
+	// bundle's ./address when they exit, and on containerd 1.x that file
+	// must name the router. A delegate that served one container of a pod
+	// can thus remove the router's socket: bind it again.
+	relisten := func() {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		nl, err := net.Listen("unix", path)
+		if err != nil {
+			log.G(ctx).WithError(err).Error("router socket was removed and cannot be bound again")
+			return
+		}
+		own, _ = os.Stat(path)
+		go serveOn(nl)
+	}
+	svc := router.New(relisten)
+	taskv2.RegisterTTRPCTaskService(srv, svc)
+	go serveOn(l)
 	<-svc.Done()
 	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()

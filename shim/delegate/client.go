@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -134,4 +135,22 @@ func (c *Client) Connect(ctx context.Context, r *taskv2.ConnectRequest) (*taskv2
 
 func (c *Client) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emptypb.Empty, error) {
 	return call[emptypb.Empty](ctx, c, "Shutdown", r)
+}
+
+// RemoveStaleSocket removes the socket file of a delegate that has exited if
+// nothing listens on it any more. Shims built on containerd's library unlink
+// the socket named in the bundle's ./address at exit; Triage keeps its own
+// address there, so the delegate's socket is Triage's to clean up.
+func RemoveStaleSocket(address string) {
+	p, ok := strings.CutPrefix(address, "unix://")
+	if !ok {
+		return
+	}
+	if c, err := net.DialTimeout("unix", p, time.Second); err == nil {
+		c.Close()
+		return
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(p)
+	}
 }

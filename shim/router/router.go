@@ -28,6 +28,8 @@ import (
 type Service struct {
 	pid  uint32
 	done chan struct{}
+	// onDelegateExit runs after any delegate connection ends.
+	onDelegateExit func()
 
 	mu sync.Mutex
 	// containers maps a container id to its delegate; guarded by mu.
@@ -49,10 +51,12 @@ type conn struct {
 
 var _ taskv2.TTRPCTaskService = (*Service)(nil)
 
-// New returns an empty router service.
-func New() *Service {
+// New returns an empty router service. onDelegateExit, if not nil, runs
+// each time a delegate connection ends.
+func New(onDelegateExit func()) *Service {
 	return &Service{
-		pid:        uint32(os.Getpid()),
+		pid:            uint32(os.Getpid()),
+		onDelegateExit: onDelegateExit,
 		done:       make(chan struct{}),
 		containers: map[string]*conn{},
 		conns:      map[string]*conn{},
@@ -88,11 +92,15 @@ func (s *Service) dialLocked(ctx context.Context, d state.Delegate) (*conn, erro
 // routed to it the delegate died: the router exits so that containerd cleans
 // each container up through `delete`.
 func (s *Service) delegateClosed(c *conn) {
+	if s.onDelegateExit != nil {
+		defer s.onDelegateExit()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns[c.address] == c {
 		delete(s.conns, c.address)
 	}
+	delegate.RemoveStaleSocket(c.address)
 	if c.refs > 0 {
 		log.L.WithField("delegate", c.address).Error("delegate shim exited with live containers; router exits")
 		s.finishLocked()

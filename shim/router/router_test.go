@@ -105,7 +105,7 @@ func bundleFor(t *testing.T, addr string) string {
 
 func TestCreateForwardsToV3DelegateWithTriageOptions(t *testing.T) {
 	fd, addr, _ := startDelegate(t)
-	s := New()
+	s := New(nil)
 	ctx := context.Background()
 	// containerd sends Triage's own runtime options; the delegate must never see them.
 	foreign := &anypb.Any{TypeUrl: "runtimeoptions.v1.Options", Value: []byte{0x12, 0x03, 'a', 'b', 'c'}}
@@ -131,7 +131,7 @@ func TestCreateForwardsToV3DelegateWithTriageOptions(t *testing.T) {
 }
 
 func TestCreateWithoutMarkerFails(t *testing.T) {
-	s := New()
+	s := New(nil)
 	_, err := s.Create(context.Background(), &taskv2.CreateTaskRequest{ID: "c1", Bundle: t.TempDir()})
 	if !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
 		t.Fatalf("Create without marker: %v, want FailedPrecondition", err)
@@ -139,7 +139,7 @@ func TestCreateWithoutMarkerFails(t *testing.T) {
 }
 
 func TestUnknownContainer(t *testing.T) {
-	s := New()
+	s := New(nil)
 	ctx := context.Background()
 	if _, err := s.State(ctx, &taskv2.StateRequest{ID: "nope"}); !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 		t.Errorf("State(unknown) error = %v, want NotFound", err)
@@ -153,7 +153,7 @@ func TestUnknownContainer(t *testing.T) {
 
 func TestConnectReportsDelegateTaskPid(t *testing.T) {
 	_, addr, _ := startDelegate(t)
-	s := New()
+	s := New(nil)
 	ctx := context.Background()
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c1", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestConnectReportsDelegateTaskPid(t *testing.T) {
 
 func TestContainersShareOneConnectionPerDelegate(t *testing.T) {
 	fd, addr, _ := startDelegate(t)
-	s := New()
+	s := New(nil)
 	ctx := context.Background()
 	for _, id := range []string{"a", "b", "c"} {
 		if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
@@ -180,7 +180,7 @@ func TestContainersShareOneConnectionPerDelegate(t *testing.T) {
 
 func TestShutdownOfLastContainerEndsRouter(t *testing.T) {
 	_, addr, _ := startDelegate(t)
-	s := New()
+	s := New(nil)
 	ctx := context.Background()
 	for _, id := range []string{"a", "b"} {
 		if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
@@ -207,7 +207,7 @@ func TestShutdownOfLastContainerEndsRouter(t *testing.T) {
 
 func TestDelegateDeathEndsRouter(t *testing.T) {
 	_, addr, srv := startDelegate(t)
-	s := New()
+	s := New(nil)
 	if _, err := s.Create(context.Background(), &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
 	}
