@@ -57,9 +57,9 @@ func New(onDelegateExit func()) *Service {
 	return &Service{
 		pid:            uint32(os.Getpid()),
 		onDelegateExit: onDelegateExit,
-		done:       make(chan struct{}),
-		containers: map[string]*conn{},
-		conns:      map[string]*conn{},
+		done:           make(chan struct{}),
+		containers:     map[string]*conn{},
+		conns:          map[string]*conn{},
 	}
 }
 
