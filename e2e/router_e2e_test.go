@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -143,5 +144,71 @@ func TestKilledRouterLeavesNothing(t *testing.T) {
 		})
 		n.mustCtr("container", "delete", c1)
 		n.assertSettled(before)
+	})
+}
+
+func TestMissingDelegateFailsClearly(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, `default_tier = "trusted"
+audit_log = %q
+
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.nosuch.v1"
+`)
+		before := n.snapshot()
+		c1 := n.ID("c1")
+		_, stderr, code := n.ctr(n.runArgs("--rm", image, c1, "true")...)
+		if code == 0 || !strings.Contains(stderr, "containerd-shim-nosuch-v1") || !strings.Contains(stderr, `tier "trusted"`) {
+			t.Fatalf("ctr run with a missing delegate: exit %d, stderr %q; want a failure naming the tier and the missing binary", code, stderr)
+		}
+		t.Logf("ctr says: %s", stderr)
+		n.ctr("container", "delete", c1)
+		n.assertSettled(before)
+	})
+}
+
+func TestBrokenPolicyFailsClearly(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, `default_tier = "trusted"
+audit_log = %q
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.runc.v2"
+no_such_key = true
+`)
+		before := n.snapshot()
+		c1 := n.ID("c1")
+		_, stderr, code := n.ctr(n.runArgs("--rm", image, c1, "true")...)
+		if code == 0 || !strings.Contains(stderr, n.policy+":6") || !strings.Contains(stderr, "no_such_key") {
+			t.Fatalf("ctr run with a broken policy: exit %d, stderr %q; want a failure naming %s:6 and the key", code, stderr, n.policy)
+		}
+		t.Logf("ctr says: %s", stderr)
+		n.ctr("container", "delete", c1)
+		n.assertSettled(before)
+	})
+}
+
+func TestCyclesLeakNothing(t *testing.T) {
+	const cycles = 50
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		// One cycle first, so lazily created state (fifo dirs, cgroup parents) is in the baseline.
+		n.mustCtr(n.runArgs("--rm", image, n.ID("warm"), "true")...)
+		before := n.snapshot()
+		for i := range cycles {
+			id := n.ID(fmt.Sprintf("cycle%d", i))
+			n.mustCtr(n.runArgs("-d", image, id, "true")...)
+			waitFor(t, id+" to exit", 10*time.Second, func() bool {
+				out, _, _ := n.ctr("task", "ls")
+				return strings.Contains(out, "STOPPED") || !strings.Contains(out, id)
+			})
+			n.mustCtr("task", "delete", id)
+			n.mustCtr("container", "delete", id)
+		}
+		n.assertSettled(before)
+		if after := n.snapshot(); after.ContainerdFDs > before.ContainerdFDs+5 {
+			t.Fatalf("containerd holds %d fds after %d cycles, %d before", after.ContainerdFDs, cycles, before.ContainerdFDs)
+		}
 	})
 }
