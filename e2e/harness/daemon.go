@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -35,7 +34,7 @@ type Daemon struct {
 // imports BusyboxImage and PauseImage into the default and k8s.io namespaces, and registers a
 // cleanup that stops it and removes everything it and its containers left under Dir (and nothing
 // outside it). When the test failed, the cleanup first logs the tail of the daemon's log.
-func StartContainerd(t testing.TB, env Env, v Version, opts Options) *Daemon {
+func StartContainerd(t T, env Env, v Version, opts Options) *Daemon {
 	t.Helper()
 	if v != V16 && v != V2 {
 		t.Fatalf("StartContainerd: unknown %v; use harness.V16 or harness.V2", v)
@@ -146,7 +145,7 @@ func (d *Daemon) stop() error {
 
 // Restart stops the daemon by PID and starts it again with the same config, root and state, so
 // a test can check how running shims are reconnected.
-func (d *Daemon) Restart(t testing.TB) {
+func (d *Daemon) Restart(t T) {
 	t.Helper()
 	if err := d.stop(); err != nil {
 		t.Fatalf("restart %v: %v", d.version, err)

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // DefaultCache is where e2e/setup.sh builds everything unless TRIAGE_CI_CACHE says otherwise.
@@ -76,7 +75,7 @@ func EnvPath() string {
 
 // LoadEnv reads the env file and checks that every path in it exists. It fails the test, never
 // skips it: an e2e test that skips for lack of setup would report green without testing anything.
-func LoadEnv(t testing.TB) Env {
+func LoadEnv(t T) Env {
 	t.Helper()
 	env, err := ReadEnv(EnvPath())
 	if err != nil {
