@@ -150,7 +150,7 @@ func TestKilledRouterLeavesNothing(t *testing.T) {
 func TestMissingDelegateFailsClearly(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, `default_tier = "trusted"
-audit_log = %q
+audit_log = "@AUDIT@"
 
 [tier.trusted]
 strength = 10
@@ -171,7 +171,7 @@ runtime = "io.containerd.nosuch.v1"
 func TestBrokenPolicyFailsClearly(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, `default_tier = "trusted"
-audit_log = %q
+audit_log = "@AUDIT@"
 [tier.trusted]
 strength = 10
 runtime = "io.containerd.runc.v2"

@@ -51,24 +51,22 @@ type node struct {
 
 // runcOnlyPolicy routes everything to runc.
 const runcOnlyPolicy = `default_tier = "trusted"
-audit_log = %q
+audit_log = "@AUDIT@"
 
 [tier.trusted]
 strength = 10
 runtime = "io.containerd.runc.v2"
 `
 
-// startNode starts containerd v with Triage on its PATH and the given policy (a format string
-// taking the audit log path) written into its folder.
-func startNode(t *testing.T, v harness.Version, policyFmt string) *node {
+// startNode starts containerd v with Triage on its PATH and the given policy written into
+// its folder; in the policy, @AUDIT@ stands for the audit log and @RUNSC_CONFIG@ for the
+// daemon's runsc config (systrap platform).
+func startNode(t *testing.T, v harness.Version, policy string) *node {
 	t.Helper()
 	env := harness.LoadEnv(t)
 	bin := triageBin(t)
 	polDir := t.TempDir()
 	n := &node{t: t, policy: filepath.Join(polDir, "policy.toml"), audit: filepath.Join(polDir, "decisions.jsonl")}
-	if err := os.WriteFile(n.policy, []byte(fmt.Sprintf(policyFmt, n.audit)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	n.Daemon = harness.StartContainerd(t, env, v, harness.Options{
 		ExtraPath: []string{bin},
 		Runtimes: []harness.Runtime{{
@@ -78,6 +76,10 @@ func startNode(t *testing.T, v harness.Version, policyFmt string) *node {
 			ContainerAnnotations: []string{"triage.io/*"},
 		}},
 	})
+	policy = strings.NewReplacer("@AUDIT@", n.audit, "@RUNSC_CONFIG@", n.RunscConfig()).Replace(policy)
+	if err := os.WriteFile(n.policy, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.assertNoTriageState() })
 	return n
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -106,7 +107,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	if err := annotate(bundle, spec, d); err != nil {
+	if err := rewriteSpec(bundle, spec, tier, f.id, d); err != nil {
 		return "", err
 	}
 
@@ -174,6 +175,10 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	return addr, nil
 }
 
+func isRunsc(runtimeType string) bool {
+	return strings.HasPrefix(runtimeType, "io.containerd.runsc.")
+}
+
 func delegateOptions(t *policy.Tier) delegate.Options {
 	o := delegate.Options{Runtime: t.Runtime, ConfigPath: t.ConfigPath}
 	if t.Runc != nil {
@@ -182,8 +187,9 @@ func delegateOptions(t *policy.Tier) delegate.Options {
 	return o
 }
 
-// annotate writes the decision into the spec the delegate will run.
-func annotate(bundle string, spec *specs.Spec, d classifier.Decision) error {
+// rewriteSpec writes the spec the delegate will run: the decision as an
+// annotation, plus what the tier's delegate needs.
+func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, d classifier.Decision) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -192,6 +198,12 @@ func annotate(bundle string, spec *specs.Spec, d classifier.Decision) error {
 		spec.Annotations = map[string]string{}
 	}
 	spec.Annotations[DecisionAnnotation] = string(b)
+	// gVisor's shim hangs in Create on a container that CRI did not
+	// describe (ctr, nerdctl): present it as a pod of its own.
+	if isRunsc(tier.Runtime) && spec.Annotations[classifier.AnnotationContainerType] == "" {
+		spec.Annotations[classifier.AnnotationContainerType] = "sandbox"
+		spec.Annotations[annotationSandboxID] = id
+	}
 	out, err := json.Marshal(spec)
 	if err != nil {
 		return err

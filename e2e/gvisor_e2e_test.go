@@ -1,0 +1,108 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-runtime/triage/e2e/harness"
+)
+
+// tieredPolicy has a runc tier and a gVisor tier; workloads asking for it, or running an
+// image from the untrusted registry, go to gVisor; privileged ones are denied.
+const tieredPolicy = `default_tier = "trusted"
+audit_log = "@AUDIT@"
+
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.runc.v2"
+
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+config_path = "@RUNSC_CONFIG@"
+
+[[rule]]
+name = "deny-privileged"
+action = "deny"
+reason = "privileged containers are not allowed on this node"
+  [rule.match]
+  findings = ["privileged"]
+
+[[rule]]
+name = "untrusted-registry"
+tier = "sandboxed"
+reason = "images from registry.untrusted.example run in gVisor"
+  [rule.match]
+  images = ["registry.untrusted.example/*"]
+`
+
+const untrustedImage = "registry.untrusted.example/tool:1"
+
+func TestRoutesByPolicy(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, tieredPolicy)
+		n.mustCtr("images", "tag", image, untrustedImage)
+		before := n.snapshot()
+
+		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("plain"), "sh", "-c", "uname -r; exit 4")...)
+		if code != 4 || strings.Contains(out, "gvisor") || out == "" {
+			t.Fatalf("trusted workload: exit %d, kernel %q, stderr %q; want exit 4 on the host kernel", code, out, stderr)
+		}
+		if d := lastDecision(t, n); d["tier"] != "trusted" {
+			t.Fatalf("trusted workload decision %v", d)
+		}
+
+		out, stderr, code = n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; dmesg | head -1; exit 4")...)
+		if code != 4 || !strings.Contains(out, "gVisor") {
+			t.Fatalf("untrusted image: exit %d, dmesg %q, stderr %q; want exit 4 under gVisor", code, out, stderr)
+		}
+		if d := lastDecision(t, n); d["tier"] != "sandboxed" || d["rule"] != "untrusted-registry" {
+			t.Fatalf("untrusted image decision %v, want sandboxed by rule untrusted-registry", d)
+		}
+
+		out, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed", image, n.ID("asks"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		if code != 0 || !strings.Contains(out, "gVisor") {
+			t.Fatalf("workload asking for gVisor: exit %d, dmesg %q, stderr %q", code, out, stderr)
+		}
+
+		_, stderr, code = n.ctr(n.runArgs("--rm", "--privileged", image, n.ID("priv"), "true")...)
+		if code == 0 || !strings.Contains(stderr, `"deny-privileged"`) || !strings.Contains(stderr, "privileged containers are not allowed on this node") {
+			t.Fatalf("privileged workload: exit %d, stderr %q; want a denial naming the rule and its reason", code, stderr)
+		}
+		t.Logf("ctr says: %s", stderr)
+
+		// A workload of the untrusted registry asking to run in runc is refused.
+		_, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=trusted", untrustedImage, n.ID("down"), "true")...)
+		if code == 0 || !strings.Contains(stderr, "trusted") {
+			t.Fatalf("downgrade request: exit %d, stderr %q; want a denial", code, stderr)
+		}
+		for _, id := range []string{"priv", "down"} {
+			n.ctr("container", "delete", n.ID(id))
+		}
+		n.assertSettled(before)
+	})
+}
+
+func TestGVisorExecKillDelete(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, tieredPolicy)
+		n.mustCtr("images", "tag", image, untrustedImage)
+		before := n.snapshot()
+		c1 := n.ID("g1")
+		n.mustCtr(n.runArgs("-d", untrustedImage, c1, "sleep", "300")...)
+		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", c1, "sh", "-c", "dmesg | head -1; exit 6")
+		if code != 6 || !strings.Contains(stdout, "gVisor") {
+			t.Fatalf("exec under gVisor: exit %d, stdout %q, stderr %q; want exit 6 and gVisor's dmesg", code, stdout, stderr)
+		}
+		n.mustCtr("task", "kill", "-s", "SIGKILL", c1)
+		waitFor(t, "the gVisor container to be deletable", 15*time.Second, func() bool {
+			_, _, code := n.ctr("task", "delete", c1)
+			return code == 0
+		})
+		n.mustCtr("container", "delete", c1)
+		n.assertSettled(before)
+	})
+}
