@@ -10,7 +10,8 @@ import (
 	"github.com/triage-runtime/triage/policy"
 )
 
-const testPolicy = `
+// tiers is the preamble of the test policies: three tiers, on_downgrade left to fill in.
+const tiers = `
 default_tier = "trusted"
 on_downgrade = %q
 
@@ -25,7 +26,19 @@ runtime = "io.containerd.runsc.v1"
 [tier.isolated]
 strength = 30
 runtime = "io.containerd.kata.v2"
+`
 
+// policyWith parses the three test tiers followed by rules.
+func policyWith(t testing.TB, onDowngrade policy.DowngradeAction, rules string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse("test.toml", []byte(fmt.Sprintf(tiers, onDowngrade)+rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const testRules = `
 [[rule]]
 name = "ci-images"
 tier = "sandboxed"
@@ -57,12 +70,7 @@ reason = "pinned base image"
 `
 
 func parsePolicy(t testing.TB, onDowngrade policy.DowngradeAction) *policy.Policy {
-	t.Helper()
-	p, err := policy.Parse("test.toml", []byte(fmt.Sprintf(testPolicy, onDowngrade)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return policyWith(t, onDowngrade, testRules)
 }
 
 // facts returns facts of a safe workload changed by the given options.
@@ -171,21 +179,14 @@ func TestDecisionErr(t *testing.T) {
 // TestExpressionErrorDenies: a rule expression that fails at run time denies, naming the
 // rule, instead of skipping the rule.
 func TestExpressionErrorDenies(t *testing.T) {
-	p, err := policy.Parse("t.toml", []byte(`
-default_tier = "trusted"
-[tier.trusted]
-strength = 1
-runtime = "io.containerd.runc.v2"
+	p := policyWith(t, policy.DowngradeDeny, `
 [[rule]]
 name = "team-lookup"
 tier = "trusted"
 reason = "r"
   [rule.match]
   expression = 'facts.labels["team"] == "a"'
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	d := Classify(p, facts())
 	if d.Action != ActionDeny || d.Rule != "team-lookup" || !strings.Contains(d.Reason, "no such key") {
 		t.Errorf("decision = %s by %q (%s), want deny by team-lookup naming the error", d.Action, d.Rule, d.Reason)
@@ -196,11 +197,7 @@ reason = "r"
 }
 
 func TestKubernetesFactsOnlyInCRINamespace(t *testing.T) {
-	p, err := policy.Parse("t.toml", []byte(`
-default_tier = "trusted"
-[tier.trusted]
-strength = 1
-runtime = "io.containerd.runc.v2"
+	p := policyWith(t, policy.DowngradeDeny, `
 [[rule]]
 name = "kube-system"
 action = "deny"
@@ -208,10 +205,7 @@ reason = "matched"
   [rule.match]
   namespaces = ["kube-system"]
   expression = 'facts.container_type == "sandbox" && facts.image == "registry.k8s.io/pause:3.9"'
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	cri := func(ns string) Facts {
 		return facts(func(f *Facts) { f.Namespace = ns },
 			annotation(AnnotationSandboxNamespace, "kube-system"),

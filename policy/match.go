@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"errors"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -29,55 +31,136 @@ type Subject struct {
 	RunAsRoot bool `cel:"run_as_root"`
 }
 
-// Matches reports whether the rule selects s. A CEL evaluation error is returned with
-// false; callers must fail closed on it.
-func (r *Rule) Matches(s *Subject) (bool, error) {
-	m := &r.Match
-	ok := (len(m.Namespaces) == 0 || s.K8sNamespace != "" && anyGlob(m.Namespaces, s.K8sNamespace)) &&
-		(len(m.ContainerdNamespaces) == 0 || anyGlob(m.ContainerdNamespaces, s.Namespace)) &&
-		(len(m.Images) == 0 || s.Image != "" && anyImage(m.Images, s.Image)) &&
-		selects(m.Labels, s.Labels) &&
-		selects(m.Annotations, s.Annotations) &&
-		selects(m.NamespaceLabels, s.NamespaceLabels) &&
-		(len(m.Findings) == 0 || slices.ContainsFunc(m.Findings, func(id string) bool { return slices.Contains(s.Findings, id) }))
-	if !ok || m.Expression == "" {
-		return ok, nil
-	}
-	return m.program.eval(s)
+// errNotCompiled is returned for a rule of a Policy not built by Parse.
+var errNotCompiled = errors.New("rule not compiled: build the policy with policy.Load or policy.Parse")
+
+// compiledMatch is a Match prepared at load, so matching does no parsing.
+type compiledMatch struct {
+	namespaces, containerdNamespaces, images []glob
+	labels, annotations, namespaceLabels     []selector
+	findings                                 []string
+	expr                                     *expression // nil without an expression
 }
 
-func anyGlob(patterns []string, s string) bool {
-	return slices.ContainsFunc(patterns, func(p string) bool { return glob(p, s) })
+// selector requires key to be present with a value matching the glob.
+type selector struct {
+	key   string
+	value glob
+}
+
+// Matches reports whether the rule selects s. An error (a CEL evaluation error, or a rule
+// not built by Parse) is returned with false; callers must fail closed on it.
+func (r *Rule) Matches(s *Subject) (bool, error) {
+	m := r.Match.compiled
+	if m == nil {
+		return false, errNotCompiled
+	}
+	ok := (len(m.namespaces) == 0 || s.K8sNamespace != "" && anyGlob(m.namespaces, s.K8sNamespace)) &&
+		(len(m.containerdNamespaces) == 0 || anyGlob(m.containerdNamespaces, s.Namespace)) &&
+		(len(m.images) == 0 || s.Image != "" && anyImage(m.images, s.Image)) &&
+		selects(m.labels, s.Labels) &&
+		selects(m.annotations, s.Annotations) &&
+		selects(m.namespaceLabels, s.NamespaceLabels) &&
+		(len(m.findings) == 0 || slices.ContainsFunc(m.findings, func(id string) bool { return slices.Contains(s.Findings, id) }))
+	if !ok || m.expr == nil {
+		return ok, nil
+	}
+	return m.expr.eval(s)
+}
+
+// compileMatch prepares m; its globs were or will be checked by Validate, and a malformed
+// one never matches.
+func compileMatch(m *Match) *compiledMatch {
+	return &compiledMatch{
+		namespaces:           globs(m.Namespaces),
+		containerdNamespaces: globs(m.ContainerdNamespaces),
+		images:               globs(m.Images),
+		labels:               selectors(m.Labels),
+		annotations:          selectors(m.Annotations),
+		namespaceLabels:      selectors(m.NamespaceLabels),
+		findings:             m.Findings,
+	}
+}
+
+func globs(patterns []string) []glob {
+	out := make([]glob, 0, len(patterns))
+	for _, p := range patterns {
+		out = append(out, compileGlob(p))
+	}
+	return out
+}
+
+func selectors(sel map[string]string) []selector {
+	out := make([]selector, 0, len(sel))
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		out = append(out, selector{key: k, value: compileGlob(sel[k])})
+	}
+	return out
+}
+
+func anyGlob(gs []glob, s string) bool {
+	return slices.ContainsFunc(gs, func(g glob) bool { return g.match(s) })
 }
 
 // anyImage matches image references; a "sha256:" pattern matches the reference's digest.
-func anyImage(patterns []string, image string) bool {
+func anyImage(gs []glob, image string) bool {
 	digest := image
 	if i := strings.LastIndexByte(image, '@'); i >= 0 {
 		digest = image[i+1:]
 	}
-	return slices.ContainsFunc(patterns, func(p string) bool {
-		if strings.HasPrefix(p, "sha256:") {
-			return glob(p, digest)
+	return slices.ContainsFunc(gs, func(g glob) bool {
+		if g.digest {
+			return g.match(digest)
 		}
-		return glob(p, image)
+		return g.match(image)
 	})
 }
 
-// selects reports whether every selector key is present in values with a matching value.
-func selects(selectors, values map[string]string) bool {
-	for k, pattern := range selectors {
-		v, ok := values[k]
-		if !ok || !glob(pattern, v) {
+func selects(sel []selector, values map[string]string) bool {
+	for _, s := range sel {
+		v, ok := values[s.key]
+		if !ok || !s.value.match(v) {
 			return false
 		}
 	}
 	return true
 }
 
-// glob matches with path.Match; patterns were checked by Validate, so a malformed one
-// (only possible in a Policy built without it) simply does not match.
-func glob(pattern, s string) bool {
-	ok, err := path.Match(pattern, s)
+// glob is a path.Match pattern compiled at load. Most patterns are a literal, or a literal
+// followed by one '*'; those are matched without path.Match, which also re-checks the
+// whole pattern's syntax on every call.
+type glob struct {
+	pattern string
+	kind    globKind
+	digest  bool // the pattern starts with "sha256:": it matches an image's digest
+}
+
+type globKind int
+
+const (
+	globLiteral globKind = iota // no wildcard: equality
+	globPrefix                  // literal + "*": a prefix, then no '/'
+	globGeneral                 // anything else: path.Match
+)
+
+func compileGlob(pattern string) glob {
+	g := glob{pattern: pattern, kind: globGeneral, digest: strings.HasPrefix(pattern, "sha256:")}
+	switch i := strings.IndexAny(pattern, `*?[\`); {
+	case i < 0:
+		g.kind = globLiteral
+	case i == len(pattern)-1 && pattern[i] == '*':
+		g.pattern, g.kind = pattern[:i], globPrefix
+	}
+	return g
+}
+
+func (g glob) match(s string) bool {
+	switch g.kind {
+	case globLiteral:
+		return s == g.pattern
+	case globPrefix:
+		return strings.HasPrefix(s, g.pattern) && !strings.Contains(s[len(g.pattern):], "/")
+	}
+	ok, err := path.Match(g.pattern, s)
 	return ok && err == nil
 }

@@ -141,8 +141,9 @@ type Match struct {
 	// compiled once at load and must have type bool.
 	Expression string `toml:"expression"`
 
-	// program is Expression compiled; nil when Expression is empty.
-	program *expression
+	// compiled is the match compiled by Parse; nil in a Policy built otherwise, whose rules
+	// then never match (Matches returns an error).
+	compiled *compiledMatch
 }
 
 // Tier returns the tier named name.

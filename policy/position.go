@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -52,7 +53,12 @@ func (ps positions) keyAt(line, col int, def string) string {
 // indexPositions records where each key of a syntactically valid document stands. It uses
 // go-toml's AST parser, which sees the same document the decoder does.
 func indexPositions(data []byte) positions {
-	ix := &indexer{ps: positions{}, arrays: map[string]int{}}
+	ix := &indexer{ps: positions{}, arrays: map[string]int{}, lines: []int{0}}
+	for i, c := range data {
+		if c == '\n' {
+			ix.lines = append(ix.lines, i+1)
+		}
+	}
 	ix.p.Reset(data)
 	for ix.p.NextExpression() {
 		e := ix.p.Expression()
@@ -80,6 +86,7 @@ type indexer struct {
 	ps     positions
 	table  string         // the current [table] or [[array table]] element
 	arrays map[string]int // elements seen so far per array-of-tables key
+	lines  []int          // offset of the first byte of each line
 }
 
 // key returns the parts of a (possibly dotted) key and the position of its first part.
@@ -152,9 +159,12 @@ func (ix *indexer) record(key string, pos Position) {
 	}
 }
 
+// pos locates a node. It does not use Parser.Shape, which scans from the start of the
+// document on every call and made indexing quadratic in the file size.
 func (ix *indexer) pos(n *unstable.Node) Position {
-	start := ix.p.Shape(n.Raw).Start
-	return Position{Line: start.Line, Column: start.Column}
+	off := int(n.Raw.Offset)
+	line, _ := slices.BinarySearch(ix.lines, off+1) // lines[line-1] <= off < lines[line]
+	return Position{Line: line, Column: off - ix.lines[line-1] + 1}
 }
 
 func join(prefix, part string) string {
