@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
@@ -62,7 +63,7 @@ func compileExpression(src string) (*expression, error) {
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, issuesError(iss)
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("expression has type %s, want bool: compare or test something, e.g. facts.image.startsWith(\"registry.internal/\")", ast.OutputType())
@@ -72,6 +73,16 @@ func compileExpression(src string) (*expression, error) {
 		return nil, err
 	}
 	return &expression{prg: prg}, nil
+}
+
+// issuesError puts CEL's compile errors on one line, each with its column in the
+// expression, so that every problem in a policy file stays one line of output.
+func issuesError(iss *cel.Issues) error {
+	var msgs []string
+	for _, e := range iss.Errors() {
+		msgs = append(msgs, fmt.Sprintf("column %d of the expression: %s", e.Location.Column()+1, e.Message))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // eval runs the expression on s.
