@@ -51,6 +51,11 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		return nil, err
 	}
 	sock := routerSocket(f.address, f.namespace, m.Pod)
+	if resp, ok := state.ReadExit(bundle); ok {
+		// The router deleted the container through its delegate: the
+		// delegate's own cleanup has nothing left to do.
+		return resp, leavePod(f, m.Pod, sock)
+	}
 	var reaped *taskv2.DeleteResponse
 	if !canConnect(sock) {
 		reaped = reapOrphan(ctx, m.Delegate, f.id)
@@ -101,7 +106,7 @@ func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.Delete
 	closed := make(chan struct{})
 	c, err := delegate.Dial(ctx, d.Address, d.Version, func() { close(closed) })
 	if err != nil {
-		delegate.RemoveStaleSocket(d.Address)
+		delegate.RemoveStaleSocket(d.Address, 0)
 		return nil
 	}
 	defer func() {
@@ -110,7 +115,7 @@ func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.Delete
 		if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err == nil || errors.Is(err, ttrpc.ErrClosed) {
 			select {
 			case <-closed:
-				delegate.RemoveStaleSocket(d.Address)
+				delegate.RemoveStaleSocket(d.Address, reapTimeout)
 			case <-time.After(reapTimeout):
 			}
 		}

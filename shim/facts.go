@@ -47,16 +47,25 @@ func gatherFacts(ctx context.Context, f flags, spec *specs.Spec) (classifier.Fac
 	}
 	defer conn.Close()
 	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", f.namespace)
+	// The two reads are independent: overlap them.
+	nsc := make(chan error, 1)
+	go func() {
+		ns, err := namespacesapi.NewNamespacesClient(conn).Get(ctx, &namespacesapi.GetNamespaceRequest{Name: f.namespace})
+		if err != nil {
+			nsc <- fmt.Errorf("read namespace %s from containerd at %s: %w", f.namespace, f.address, err)
+			return
+		}
+		facts.NamespaceLabels = ns.GetNamespace().GetLabels()
+		nsc <- nil
+	}()
 	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: f.id})
+	if nsErr := <-nsc; nsErr != nil {
+		return facts, nsErr
+	}
 	if err != nil {
 		return facts, fmt.Errorf("read container %s from containerd at %s: %w", f.id, f.address, err)
 	}
 	facts.Labels = c.GetContainer().GetLabels()
 	facts.Image = c.GetContainer().GetImage()
-	ns, err := namespacesapi.NewNamespacesClient(conn).Get(ctx, &namespacesapi.GetNamespaceRequest{Name: f.namespace})
-	if err != nil {
-		return facts, fmt.Errorf("read namespace %s from containerd at %s: %w", f.namespace, f.address, err)
-	}
-	facts.NamespaceLabels = ns.GetNamespace().GetLabels()
 	return facts, nil
 }

@@ -68,6 +68,7 @@ func serve(ctx context.Context, f flags) error {
 	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
+	svc.WaitDelegates(shutdownGrace)
 	// A new router may already own the path (the pod was emptied and
 	// started again): remove the socket only if it is still ours.
 	if cur, err := os.Stat(path); err == nil && own != nil && os.SameFile(own, cur) {

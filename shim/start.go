@@ -117,9 +117,17 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 	if !existing {
+		// Start the router now: it initialises while the delegate starts.
+		router, err := spawnRouter(f, bundle, l)
+		l.Close()
+		if err != nil {
+			os.Remove(sock)
+			return "", err
+		}
 		defer func() {
-			l.Close()
 			if retErr != nil {
+				router.Kill()
+				router.Wait()
 				os.Remove(sock)
 			}
 		}()
@@ -151,11 +159,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if err := state.WriteContainer(bundle, marker); err != nil {
 		return "", err
-	}
-	if !existing {
-		if err := spawnRouter(f, bundle, l); err != nil {
-			return "", err
-		}
 	}
 	if !member {
 		if err := pod.SetDecision(d); err != nil {
@@ -214,14 +217,14 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 // spawnRouter starts the router daemon for the pod on listener l. It runs in
 // its own process group with no stdio (containerd reads start's output until
 // every copy of the pipes is closed) and the listener as fd 3.
-func spawnRouter(f flags, bundle string, l *net.UnixListener) error {
+func spawnRouter(f flags, bundle string, l *net.UnixListener) (*os.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lf, err := l.File()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer lf.Close()
 	args := []string{"-namespace", f.namespace, "-address", f.address, "-publish-binary", f.publishBinary, "-id", f.id}
@@ -233,7 +236,7 @@ func spawnRouter(f flags, bundle string, l *net.UnixListener) error {
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start router daemon: %w", err)
+		return nil, fmt.Errorf("start router daemon: %w", err)
 	}
-	return cmd.Process.Release()
+	return cmd.Process, nil
 }

@@ -137,18 +137,25 @@ func (c *Client) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*empt
 	return call[emptypb.Empty](ctx, c, "Shutdown", r)
 }
 
-// RemoveStaleSocket removes the socket file of a delegate that has exited if
-// nothing listens on it any more. Shims built on containerd's library unlink
-// the socket named in the bundle's ./address at exit; Triage keeps its own
-// address there, so the delegate's socket is Triage's to clean up.
-func RemoveStaleSocket(address string) {
+// RemoveStaleSocket removes the socket file of a delegate that is exiting,
+// once nothing listens on it any more (waiting at most timeout). Shims built
+// on containerd's library unlink the socket named in the bundle's ./address
+// at exit; Triage keeps its own address there, so the delegate's socket is
+// Triage's to clean up.
+func RemoveStaleSocket(address string, timeout time.Duration) {
 	p, ok := strings.CutPrefix(address, "unix://")
 	if !ok {
 		return
 	}
-	if c, err := net.DialTimeout("unix", p, time.Second); err == nil {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("unix", p, time.Second)
+		if err != nil {
+			break
+		}
 		c.Close()
-		return
+		if time.Now().After(deadline) {
+			return
+		}
 	}
 	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(p)

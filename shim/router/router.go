@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -32,10 +34,12 @@ type Service struct {
 	onDelegateExit func()
 
 	mu sync.Mutex
-	// containers maps a container id to its delegate; guarded by mu.
-	containers map[string]*conn
+	// containers maps a container id to its route; guarded by mu.
+	containers map[string]*entry
 	// conns maps a delegate address to its shared connection; guarded by mu.
 	conns map[string]*conn
+	// all lists every connection dialled, open or closed; guarded by mu.
+	all []*conn
 	// closed is set once done is closed; guarded by mu.
 	closed bool
 }
@@ -45,8 +49,16 @@ type Service struct {
 type conn struct {
 	*delegate.Client
 	address string
+	// closed is closed when the connection has ended.
+	closed chan struct{}
 	// refs counts containers routed to this connection; guarded by Service.mu.
 	refs int
+}
+
+// entry is where one container's calls go.
+type entry struct {
+	*conn
+	bundle string
 }
 
 var _ taskv2.TTRPCTaskService = (*Service)(nil)
@@ -58,13 +70,37 @@ func New(onDelegateExit func()) *Service {
 		pid:            uint32(os.Getpid()),
 		onDelegateExit: onDelegateExit,
 		done:           make(chan struct{}),
-		containers:     map[string]*conn{},
+		containers:     map[string]*entry{},
 		conns:          map[string]*conn{},
 	}
 }
 
+// staleSocketWait bounds how long an exiting delegate may keep accepting
+// connections before Triage leaves its socket alone.
+const staleSocketWait = time.Second
+
 // Done is closed when the router should exit.
 func (s *Service) Done() <-chan struct{} { return s.done }
+
+// WaitDelegates waits, at most timeout, for the delegates to exit (they do
+// once they serve nothing), so that their stale sockets are removed before
+// the router goes.
+func (s *Service) WaitDelegates(timeout time.Duration) {
+	s.mu.Lock()
+	var pending []chan struct{}
+	for _, c := range s.all {
+		pending = append(pending, c.closed)
+	}
+	s.mu.Unlock()
+	deadline := time.After(timeout)
+	for _, ch := range pending {
+		select {
+		case <-ch:
+		case <-deadline:
+			return
+		}
+	}
+}
 
 func (s *Service) finishLocked() {
 	if !s.closed {
@@ -78,13 +114,14 @@ func (s *Service) dialLocked(ctx context.Context, d state.Delegate) (*conn, erro
 	if c, ok := s.conns[d.Address]; ok {
 		return c, nil
 	}
-	c := &conn{address: d.Address}
+	c := &conn{address: d.Address, closed: make(chan struct{})}
 	cl, err := delegate.Dial(ctx, d.Address, d.Version, func() { s.delegateClosed(c) })
 	if err != nil {
 		return nil, err
 	}
 	c.Client = cl
 	s.conns[d.Address] = c
+	s.all = append(s.all, c)
 	return c, nil
 }
 
@@ -100,14 +137,17 @@ func (s *Service) delegateClosed(c *conn) {
 	if s.conns[c.address] == c {
 		delete(s.conns, c.address)
 	}
-	delegate.RemoveStaleSocket(c.address)
+	go func() {
+		delegate.RemoveStaleSocket(c.address, staleSocketWait)
+		close(c.closed)
+	}()
 	if c.refs > 0 {
 		log.L.WithField("delegate", c.address).Error("delegate shim exited with live containers; router exits")
 		s.finishLocked()
 	}
 }
 
-func (s *Service) lookup(id string) (*conn, error) {
+func (s *Service) lookup(id string) (*entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.containers[id]
@@ -132,7 +172,7 @@ func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*tas
 		if old, ok := s.containers[r.ID]; ok {
 			old.refs--
 		}
-		s.containers[r.ID] = c
+		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle}
 		c.refs++
 	}
 	s.mu.Unlock()
@@ -192,7 +232,7 @@ func route[Req interface{ GetID() string }, Resp any](s *Service, ctx context.Co
 		var zero Resp
 		return zero, err
 	}
-	return call(c, ctx, r)
+	return call(c.conn, ctx, r)
 }
 
 func (s *Service) State(ctx context.Context, r *taskv2.StateRequest) (*taskv2.StateResponse, error) {
@@ -203,8 +243,24 @@ func (s *Service) Start(ctx context.Context, r *taskv2.StartRequest) (*taskv2.St
 	return route(s, ctx, r, (*conn).Start)
 }
 
+// Delete forwards, and records a clean delete of the container in its bundle:
+// the `delete` containerd runs next then answers from the record instead of
+// running the delegate's own cleanup a second time.
 func (s *Service) Delete(ctx context.Context, r *taskv2.DeleteRequest) (*taskv2.DeleteResponse, error) {
-	return route(s, ctx, r, (*conn).Delete)
+	c, err := s.lookup(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Delete(ctx, r)
+	if err != nil || r.ExecID != "" {
+		return resp, err
+	}
+	if b, merr := proto.Marshal(resp); merr == nil {
+		if werr := state.WriteExit(c.bundle, b); werr != nil {
+			log.G(ctx).WithError(werr).Warn("record clean delete")
+		}
+	}
+	return resp, nil
 }
 
 func (s *Service) Pids(ctx context.Context, r *taskv2.PidsRequest) (*taskv2.PidsResponse, error) {

@@ -67,7 +67,7 @@ func ReadContainer(bundle string) (Container, error) {
 }
 
 // WriteFileAtomic replaces name with data so that readers never see a torn
-// file: write a temporary file beside it, sync, rename.
+// file: write a temporary file beside it, then rename.
 func WriteFileAtomic(name string, data []byte, perm os.FileMode) (retErr error) {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
@@ -82,14 +82,28 @@ func WriteFileAtomic(name string, data []byte, perm os.FileMode) (retErr error) 
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
+	// No fsync: this is runtime state under /run, gone at reboot anyway.
 	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(f.Name(), name)
+}
+
+// exitName is the bundle file holding the DeleteResponse of a container the
+// router deleted cleanly through its delegate.
+const exitName = "triage-exit.pb"
+
+// WriteExit records the delegate's reply to a clean Delete of the container.
+func WriteExit(bundle string, resp []byte) error {
+	return WriteFileAtomic(filepath.Join(bundle, exitName), resp, 0o600)
+}
+
+// ReadExit returns the reply WriteExit recorded; ok is false when the
+// container was not deleted cleanly (its router or delegate died).
+func ReadExit(bundle string) (resp []byte, ok bool) {
+	b, err := os.ReadFile(filepath.Join(bundle, exitName))
+	return b, err == nil
 }

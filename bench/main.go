@@ -1,0 +1,306 @@
+// Command bench measures Triage against the delegates' own shims, side by side on the same
+// private containerd, in paired and interleaved runs (never absolute times from a noisy
+// machine), and writes bench/RESULTS.md. Run it with `make bench`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+
+	"github.com/triage-runtime/triage/e2e/harness"
+	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+const policyTOML = `default_tier = "trusted"
+audit_log = "%s"
+
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.runc.v2"
+
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+config_path = "%s"
+
+[[rule]]
+name = "gvisor-on-request"
+tier = "sandboxed"
+reason = "bench: the gVisor pairs"
+  [rule.match]
+  labels = { "bench" = "gvisor" }
+`
+
+type bench struct {
+	p      *harness.Program
+	d      *harness.Daemon
+	policy string
+	seq    int
+}
+
+func main() {
+	out := flag.String("out", "bench/RESULTS.md", "results file")
+	pairs := flag.Int("pairs", 30, "paired runs per comparison")
+	rpcs := flag.Int("rpcs", 2000, "forwarded RPCs per latency sample")
+	flag.Parse()
+	p := &harness.Program{}
+	defer p.Close()
+	env, err := harness.ReadEnv(harness.EnvPath())
+	if err != nil {
+		p.Fatalf("e2e environment: %v: run `make e2e-setup` first", err)
+	}
+	bin := os.Getenv("TRIAGE_BIN")
+	if bin == "" {
+		p.Fatalf("TRIAGE_BIN is not set: run `make bench`")
+	}
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "# Benchmarks\n\nProduced by `make bench` (`go run ./bench -pairs %d -rpcs %d`) on %s; %s.\n",
+		*pairs, *rpcs, time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
+	report.WriteString("Every comparison runs both sides on the same private containerd, interleaved in pairs\n" +
+		"(the order alternates each pair), and reports the median of the per-pair ratios.\n\n")
+	for _, v := range []harness.Version{harness.V2, harness.V16} {
+		b := newBench(p, env, bin, v)
+		fmt.Fprintf(&report, "## %v\n\n", v)
+		report.WriteString("| comparison | Triage median | direct median | median ratio (Triage/direct) | target |\n|---|---|---|---|---|\n")
+		b.startToExit(&report, "`ctr run --rm … true`: Triage→runc / runc shim", *pairs,
+			nil, []string{"--runtime", "io.containerd.runc.v2"}, "≤ 1.05")
+		b.startToExit(&report, "`ctr run --rm … true`: Triage→runsc / runsc shim (systrap)", *pairs/2,
+			[]string{"--label", "bench=gvisor"},
+			[]string{"--runtime", "io.containerd.runsc.v1", "--runtime-config-path", b.d.RunscConfig(),
+				"--annotation", "io.kubernetes.cri.container-type=sandbox"}, "≤ 1.05")
+		b.rpcLatency(&report, *rpcs)
+		b.memory(&report)
+		report.WriteString("\n")
+		p.Close()
+	}
+	if err := os.WriteFile(*out, []byte(report.String()), 0o644); err != nil {
+		p.Fatalf("%v", err)
+	}
+	fmt.Print(report.String())
+}
+
+func machine() string {
+	out, _ := exec.Command("nproc").Output()
+	return strings.TrimSpace(string(out)) + " cores, " + strings.TrimSpace(firstLine("/etc/debian_version", "Debian"))
+}
+
+func firstLine(path, prefix string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return prefix + " " + strings.SplitN(string(b), "\n", 2)[0]
+}
+
+func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version) *bench {
+	dir, err := os.MkdirTemp("", "triage-bench")
+	if err != nil {
+		p.Fatalf("%v", err)
+	}
+	p.Cleanup(func() { os.RemoveAll(dir) })
+	b := &bench{p: p, policy: filepath.Join(dir, "policy.toml")}
+	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}})
+	pol := fmt.Sprintf(policyTOML, filepath.Join(dir, "decisions.jsonl"), b.d.RunscConfig())
+	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
+		p.Fatalf("%v", err)
+	}
+	return b
+}
+
+func (b *bench) ctr(args ...string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, stderr, code, err := b.d.Ctr(ctx, args...)
+	el := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if code != 0 && !strings.Contains(strings.Join(args, " "), "runsc") && !strings.Contains(strings.Join(args, " "), "bench=gvisor") {
+		return 0, fmt.Errorf("ctr %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	return el, nil
+}
+
+func (b *bench) id() string {
+	b.seq++
+	return b.d.ID("b" + strconv.Itoa(b.seq))
+}
+
+func (b *bench) runOnce(runtimeArgs []string) time.Duration {
+	args := append(append([]string{"run", "--rm"}, runtimeArgs...), harness.BusyboxImage, b.id(), "true")
+	el, err := b.ctr(args...)
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	return el
+}
+
+// startToExit times `ctr run --rm` through Triage and directly, in alternating pairs.
+func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triageExtra, direct []string, target string) {
+	triage := append([]string{"--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy}, triageExtra...)
+	b.runOnce(triage) // warm both paths (page cache, first-run setup)
+	b.runOnce(direct)
+	var tr, dr, ratios []float64
+	for i := range pairs {
+		var t, d time.Duration
+		if i%2 == 0 {
+			t, d = b.runOnce(triage), b.runOnce(direct)
+		} else {
+			d, t = b.runOnce(direct), b.runOnce(triage)
+		}
+		tr, dr = append(tr, ms(t)), append(dr, ms(d))
+		ratios = append(ratios, float64(t)/float64(d))
+	}
+	fmt.Fprintf(w, "| %s (%d pairs) | %.1f ms | %.1f ms | **%.3f** | %s |\n", name, pairs, median(tr), median(dr), median(ratios), target)
+}
+
+// rpcLatency times State on a running container, through the router and straight to the
+// runc shim, interleaved in batches.
+func (b *bench) rpcLatency(w *strings.Builder, n int) {
+	id := b.id()
+	if _, err := b.ctr("run", "-d", "--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy, harness.BusyboxImage, id, "sleep", "600"); err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	defer func() {
+		b.ctr("task", "kill", "-s", "SIGKILL", id)
+		time.Sleep(300 * time.Millisecond)
+		b.ctr("task", "delete", id)
+		b.ctr("container", "delete", id)
+	}()
+	bundle := filepath.Join(b.d.State(), "io.containerd.runtime.v2.task", "default", id)
+	m, err := state.ReadContainer(bundle)
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	addr, err := os.ReadFile(filepath.Join(bundle, "address"))
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	ctx := context.Background()
+	router, err := delegate.Dial(ctx, strings.TrimSpace(string(addr)), 2, func() {})
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	defer router.Close()
+	direct, err := delegate.Dial(ctx, m.Delegate.Address, m.Delegate.Version, func() {})
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	defer direct.Close()
+	req := &taskv2.StateRequest{ID: id}
+	time1 := func(c *delegate.Client) float64 {
+		s := time.Now()
+		if _, err := c.State(ctx, req); err != nil {
+			b.p.Fatalf("State: %v", err)
+		}
+		return float64(time.Since(s).Microseconds())
+	}
+	var tr, dr []float64
+	for i := range n {
+		if i%2 == 0 {
+			tr, dr = append(tr, time1(router)), append(dr, time1(direct))
+		} else {
+			dr, tr = append(dr, time1(direct)), append(tr, time1(router))
+		}
+	}
+	added := median(tr) - median(dr)
+	fmt.Fprintf(w, "| State RPC (%d pairs): added latency of the forward | %.0f µs | %.0f µs | **+%.0f µs** | ≤ +100 µs |\n", n, median(tr), median(dr), added)
+}
+
+// memory compares the router's resident memory per pod with the runc shim's.
+func (b *bench) memory(w *strings.Builder) {
+	const pods = 5
+	var ids []string
+	for range pods {
+		id := b.id()
+		if _, err := b.ctr("run", "-d", "--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy, harness.BusyboxImage, id, "sleep", "600"); err != nil {
+			b.p.Fatalf("%v", err)
+		}
+		ids = append(ids, id)
+	}
+	time.Sleep(500 * time.Millisecond)
+	var routers, shims []float64
+	for _, pid := range procs(b.d.Address()) {
+		rss := rssMiB(pid.pid)
+		switch {
+		case strings.Contains(pid.cmd, "containerd-shim-triage-v2"):
+			routers = append(routers, rss)
+		case strings.Contains(pid.cmd, "containerd-shim-runc-v2"):
+			shims = append(shims, rss)
+		}
+	}
+	fmt.Fprintf(w, "| resident memory per pod (%d pods, VmRSS): router / containerd-shim-runc-v2 | %.1f MiB | %.1f MiB | **%.2f** | ≤ 8 MiB and ≤ runc shim's |\n",
+		pods, median(routers), median(shims), median(routers)/median(shims))
+	for _, id := range ids {
+		b.ctr("task", "kill", "-s", "SIGKILL", id)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range ids {
+		b.ctr("task", "delete", id)
+		b.ctr("container", "delete", id)
+	}
+}
+
+type proc struct {
+	pid int
+	cmd string
+}
+
+// procs lists the processes whose command line names the containerd address.
+func procs(address string) []proc {
+	var out []proc
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), address) {
+			continue
+		}
+		out = append(out, proc{pid, strings.ReplaceAll(string(b), "\x00", " ")})
+	}
+	return out
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
