@@ -232,18 +232,19 @@ func (b *bench) memory(w *strings.Builder) {
 		ids = append(ids, id)
 	}
 	time.Sleep(500 * time.Millisecond)
-	var routers, shims []float64
+	var routerRSS, shimRSS, routerPSS, shimPSS []float64
 	for _, pid := range procs(b.d.Address()) {
-		rss := rssMiB(pid.pid)
 		switch {
 		case strings.Contains(pid.cmd, "containerd-shim-triage-v2"):
-			routers = append(routers, rss)
+			routerRSS, routerPSS = append(routerRSS, memMiB(pid.pid, "status", "VmRSS:")), append(routerPSS, memMiB(pid.pid, "smaps_rollup", "Pss:"))
 		case strings.Contains(pid.cmd, "containerd-shim-runc-v2"):
-			shims = append(shims, rss)
+			shimRSS, shimPSS = append(shimRSS, memMiB(pid.pid, "status", "VmRSS:")), append(shimPSS, memMiB(pid.pid, "smaps_rollup", "Pss:"))
 		}
 	}
-	fmt.Fprintf(w, "| resident memory per pod (%d pods, VmRSS): router / containerd-shim-runc-v2 | %.1f MiB | %.1f MiB | **%.2f** | ≤ 8 MiB and ≤ runc shim's |\n",
-		pods, median(routers), median(shims), median(routers)/median(shims))
+	fmt.Fprintf(w, "| memory per pod (%d pods), VmRSS: router / containerd-shim-runc-v2 | %.1f MiB | %.1f MiB | **%.2f** | ≤ 8 MiB and ≤ runc shim's |\n",
+		pods, median(routerRSS), median(shimRSS), median(routerRSS)/median(shimRSS))
+	fmt.Fprintf(w, "| memory per pod (%d pods), PSS (shared binary pages split between the pods): router / containerd-shim-runc-v2 | %.1f MiB | %.1f MiB | **%.2f** | ≤ 8 MiB and ≤ runc shim's |\n",
+		pods, median(routerPSS), median(shimPSS), median(routerPSS)/median(shimPSS))
 	for _, id := range ids {
 		b.ctr("task", "kill", "-s", "SIGKILL", id)
 	}
@@ -277,13 +278,14 @@ func procs(address string) []proc {
 	return out
 }
 
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// memMiB reads a "Key: N kB" line of /proc/pid/file.
+func memMiB(pid int, file, key string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == key {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}

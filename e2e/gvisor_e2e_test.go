@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +106,37 @@ func TestGVisorExecKillDelete(t *testing.T) {
 			return code == 0
 		})
 		n.mustCtr("container", "delete", c1)
+		n.assertSettled(before)
+	})
+}
+
+// TestNewGVisorShimBehindTriage runs the newer gVisor shim, which replies to `start` in JSON.
+// containerd 1.6 cannot parse that reply itself; behind Triage it works, because Triage
+// parses the delegate's reply and gives containerd a plain address.
+func TestNewGVisorShimBehindTriage(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		env := harness.LoadEnv(t)
+		n := startNode(t, v, `default_tier = "sandboxed"
+audit_log = "@AUDIT@"
+
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+shim_path = "`+env.RunscShimNew+`"
+config_path = "@DIR@/runsc-new.toml"
+`)
+		cfg := fmt.Sprintf("binary_name = %q\nroot = %q\n[runsc_config]\n  platform = \"systrap\"\n", env.RunscNew, filepath.Join(n.Dir(), "runsc-new"))
+		if err := os.WriteFile(filepath.Join(n.Dir(), "runsc-new.toml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The first container makes runsc create its per-namespace "null-netns" mount, which
+		// it keeps for later ones: take the baseline after it.
+		n.mustCtr(n.runArgs("--rm", image, n.ID("warm"), "sleep", "0.3")...)
+		before := n.snapshot()
+		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("new"), "sh", "-c", "sleep 0.3; dmesg | head -1; exit 4")...)
+		if code != 4 || !strings.Contains(out, "gVisor") {
+			t.Fatalf("new gVisor shim behind Triage: exit %d, dmesg %q, stderr %q; want exit 4 under gVisor", code, out, stderr)
+		}
 		n.assertSettled(before)
 	})
 }

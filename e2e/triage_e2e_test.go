@@ -59,8 +59,8 @@ runtime = "io.containerd.runc.v2"
 `
 
 // startNode starts containerd v with Triage on its PATH and the given policy written into
-// its folder; in the policy, @AUDIT@ stands for the audit log and @RUNSC_CONFIG@ for the
-// daemon's runsc config (systrap platform).
+// its folder; in the policy, @AUDIT@ stands for the audit log, @RUNSC_CONFIG@ for the
+// daemon's runsc config (systrap platform) and @DIR@ for the daemon's folder.
 func startNode(t *testing.T, v harness.Version, policy string) *node {
 	t.Helper()
 	env := harness.LoadEnv(t)
@@ -76,7 +76,7 @@ func startNode(t *testing.T, v harness.Version, policy string) *node {
 			ContainerAnnotations: []string{"triage.io/*"},
 		}},
 	})
-	policy = strings.NewReplacer("@AUDIT@", n.audit, "@RUNSC_CONFIG@", n.RunscConfig()).Replace(policy)
+	policy = strings.NewReplacer("@AUDIT@", n.audit, "@RUNSC_CONFIG@", n.RunscConfig(), "@DIR@", n.Dir()).Replace(policy)
 	if err := os.WriteFile(n.policy, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
