@@ -26,6 +26,8 @@ const usage = `usage: triage COMMAND [flags]
 commands:
   explain [flags] BUNDLE_DIR|CONFIG_JSON   show the decision for an OCI spec and why
   check [--config FILE]                    validate a policy file
+  config containerd [--version 1.6|2.x]    print the containerd config that registers the triage handler
+  install [flags]                          install the binaries and policy, register the runtime in containerd
   version                                  print the version
 
 Run "triage COMMAND -h" for a command's flags.
@@ -47,6 +49,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = explain(rest, stdout, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
+	case "config":
+		err = configCmd(rest, stdout, stderr)
+	case "install":
+		err = install(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "triage %s\n", Version)
 	case "help", "-h", "-help", "--help":
