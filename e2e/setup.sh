@@ -3,8 +3,10 @@
 #
 #   containerd 1.6 (Debian) + runc, containerd 2.x (built from its Go module), gVisor runsc and its
 #   containerd shim (built from the gvisor.dev/gvisor module, two one-line patches), crictl, a pause
-#   binary, busybox and pause OCI image tarballs, and a test-only CNI plugin that gives pods a dummy,
-#   link-local eth0 (CRI insists on one; we never route a private network).
+#   binary, busybox and pause OCI image tarballs, a test-only CNI plugin that gives pods a dummy,
+#   link-local eth0 (CRI insists on one; we never route a private network), and the real Kata shim
+#   (containerd-shim-kata-v2, kata-runtime) built from Kata's Go module with fakevm, the test double
+#   that stands in for the micro-VM (e2e/kata/fakevm).
 #
 # Idempotent and non-interactive; run as root. Each build is skipped when its output directory holds a
 # stamp equal to its pinned key, so a warm run takes seconds. Output: ${TRIAGE_CI_CACHE}/env, shell
@@ -20,6 +22,8 @@ GV_OLD=v0.0.0-20260508212337-96dad6a2da94
 GV_NEW=v0.0.0-20260905035102-160fafc42237
 CTRD2=v2.4.2
 CRICTL=v1.36.0
+# Kata runtime (src/runtime module, main branch); its shim prints a plain address (1.6 and 2.x).
+KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
 RECIPE=1
 APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins)
@@ -233,9 +237,55 @@ CNI_DIR=$CACHE/cni
 CNI_VERSION=$(dpkg-query -W -f='${Version}' containernetworking-plugins)
 cached "cni loopback $CNI_VERSION recipe $RECIPE" "$CNI_DIR" build_cni
 
+# --- 8. Kata: containerd-shim-kata-v2 + kata-runtime from the Kata runtime module, and fakevm -------------
+# The Makefile-generated config-settings.go is not in the module zip, so the build uses a local copy of
+# the module (replace) with that file generated; GOFLAGS overlays are refused under GOMODCACHE. fakevm
+# needs Kata's protocol packages, so it is built in the same scratch module, never in Triage's.
+# Recipe: /work/shared/reference/kata-fake-e2e.sh.
+FAKEVM_SRC=$(cd "$(dirname "$0")/kata/fakevm" && pwd -P)
+# kata_module DIR: the scratch module in DIR, Kata's runtime module replaced by a prepared copy.
+kata_module() {
+	local m=github.com/kata-containers/kata-containers/src/runtime d
+	rm -rf "$1" && mkdir -p "$1/cmd/fakevm" && cd "$1"
+	printf 'module e2e/kata\n\ngo 1.24\n' >go.mod
+	printf '//go:build tools\npackage tools\n\nimport (\n\t_ "%s/cmd/containerd-shim-kata-v2"\n\t_ "%s/cmd/kata-runtime"\n)\n' "$m" "$m" >tools.go
+	cp "$FAKEVM_SRC"/*.go cmd/fakevm/
+	d=$("$GO" mod download -json "$m@$KATA_PV" | jq -r .Dir)
+	[ -d "$d" ] || die "kata: go mod download $m@$KATA_PV gave no module folder"
+	cp -r "$d" katasrc && chmod -R u+w katasrc
+	sed -e 's|@RUNTIME_NAME@|kata-runtime|g' -e 's|@PROJECT_NAME@|Kata Containers|g' -e 's|@PROJECT_TYPE@|kata|g' \
+		-e 's|@PROJECT_URL@|https://github.com/kata-containers|g' -e 's|@PROJECT_ORG@|kata-containers|g' \
+		-e 's|@PKGRUNDIR@|/run/kata-containers|g' -e "s|@COMMIT@|${KATA_PV##*-}|g" -e "s|@VERSION@|3.x-${KATA_PV##*-}|g" \
+		-e 's|@CONFIG_PATH@|/usr/share/defaults/kata-containers/configuration.toml|g' \
+		-e 's|@SYSCONFIG@|/etc/kata-containers/configuration.toml|g' \
+		katasrc/pkg/katautils/config-settings.go.in >katasrc/pkg/katautils/config-settings.go
+	# Seed go.sum from Kata's own: the checksum database has no entry for some of its dependencies.
+	sort -u katasrc/go.sum -o go.sum
+	"$GO" mod edit -require="$m@$KATA_PV" -replace="$m=./katasrc"
+	"$GO" mod tidy
+}
+build_kata() { # $1=outdir
+	local src=$CACHE/src/kata-$KATA_PV m=github.com/kata-containers/kata-containers/src/runtime
+	kata_module "$src"
+	"$GO" build -o "$1/containerd-shim-kata-v2" "$m/cmd/containerd-shim-kata-v2"
+	"$GO" build -o "$1/kata-runtime" "$m/cmd/kata-runtime"
+	cd / && rm -rf "$src"
+}
+build_fakevm() { # $1=outdir
+	local src=$CACHE/src/fakevm-$KATA_PV
+	kata_module "$src"
+	CGO_ENABLED=0 "$GO" build -tags kata_fakevm -o "$1/fakevm" ./cmd/fakevm
+	cd / && rm -rf "$src"
+}
+KATA_DIR=$CACHE/kata-$KATA_PV
+cached "kata $KATA_PV $gover recipe $RECIPE" "$KATA_DIR" build_kata
+FAKEVM_DIR=$CACHE/fakevm
+FAKEVM_SUM=$(cat "$FAKEVM_SRC"/*.go | sha256sum | cut -c1-12)
+cached "fakevm $FAKEVM_SUM kata $KATA_PV $gover recipe $RECIPE" "$FAKEVM_DIR" build_fakevm
+
 rmdir "$CACHE/src" 2>/dev/null || true # each build removes its sources; only the module cache is kept
 
-# --- 8. env: what e2e/harness reads -------------------------------------------------------------------------
+# --- 9. env: what e2e/harness reads -------------------------------------------------------------------------
 for f in /usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc; do
 	[ -x "$f" ] || die "$f is missing although its Debian package is installed; reinstall it: apt-get install --reinstall containerd runc"
 done
@@ -255,6 +305,9 @@ BUSYBOX_TAR=$IMAGES_DIR/busybox.tar
 PAUSE_TAR=$IMAGES_DIR/pause.tar
 CNI_BIN_DIR=$CNI_DIR/bin
 CNI_CONF_DIR=$CNI_DIR/net.d
+KATA_SHIM=$KATA_DIR/containerd-shim-kata-v2
+KATA_RUNTIME=$KATA_DIR/kata-runtime
+KATA_FAKEVM=$FAKEVM_DIR/fakevm
 EOF
 mv "$CACHE/env.tmp" "$CACHE/env"
 lap "wrote $CACHE/env"

@@ -55,6 +55,14 @@ type Options struct {
 	ExtraPath []string
 	// Runtimes are registered as CRI handlers; one named runc or runsc replaces the default.
 	Runtimes []Runtime
+	// Env are extra KEY=VALUE variables for the daemon, and so for the shims it starts.
+	Env []string
+	// PrivateRun runs the daemon in a private mount namespace whose /run is Daemon.RunDir, as
+	// the Kata recipe does: Kata hard-codes /run/vc and /run/kata-containers, which must not
+	// touch the host's. A syslog socket is served at /run/syslog (Kata needs one). ctr and
+	// crictl then run in that namespace too (their stdio fifos live in /run/containerd/fifo),
+	// and so do commands from Daemon.Command.
+	PrivateRun bool
 }
 
 // layout is where one daemon keeps everything, all under dir so teardown can find it.

@@ -22,12 +22,15 @@ const (
 
 // Daemon is one private containerd. Its methods may be called from one goroutine at a time.
 type Daemon struct {
-	version Version
-	env     Env
-	layout  layout
-	path    string // the daemon's PATH
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has been waited for
+	version  Version
+	env      Env
+	layout   layout
+	path     string      // the daemon's PATH
+	extraEnv []string    // extra environment of the daemon (Options.Env)
+	private  bool        // Options.PrivateRun
+	syslog   *syslogSink // serves <RunDir>/syslog when private
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has been waited for
 }
 
 // StartContainerd starts a private containerd of the given version, waits until it answers,
@@ -44,7 +47,8 @@ func StartContainerd(t T, env Env, v Version, opts Options) *Daemon {
 	if err != nil {
 		t.Fatalf("StartContainerd: %v", err)
 	}
-	d := &Daemon{version: v, env: env, layout: layout{dir: dir}, path: daemonPath(v, env, opts)}
+	d := &Daemon{version: v, env: env, layout: layout{dir: dir}, path: daemonPath(v, env, opts),
+		extraEnv: opts.Env, private: opts.PrivateRun}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%v log (%s), last %d lines:\n%s", v, d.layout.log(), logTail, tail(d.Log(), logTail))
@@ -55,6 +59,11 @@ func StartContainerd(t T, env Env, v Version, opts Options) *Daemon {
 	})
 	if err := prepareDir(v, env, d.layout, opts); err != nil {
 		t.Fatalf("StartContainerd: %v", err)
+	}
+	if d.private {
+		if d.syslog, err = startSyslogSink(d.layout); err != nil {
+			t.Fatalf("StartContainerd: %v", err)
+		}
 	}
 	if err := d.start(); err != nil {
 		t.Fatalf("start %v: %v", v, err)
@@ -82,8 +91,12 @@ func (d *Daemon) start() error {
 	if d.version == V16 {
 		bin = d.env.Ctrd16Bin
 	}
-	cmd := exec.Command(bin, "--config", d.layout.config())
-	cmd.Env = append(os.Environ(), "PATH="+d.path)
+	argv := []string{bin, "--config", d.layout.config()}
+	if d.private {
+		argv = privateRunCommand(d.layout, argv[0], argv[1:]...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), d.extraEnv...), "PATH="+d.path)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Die with the test binary if it is killed (go test -timeout) before cleanups run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -170,10 +183,22 @@ func (d *Daemon) Crictl(ctx context.Context, args ...string) (stdout, stderr str
 	return d.run(ctx, d.env.Crictl, append([]string{"--config", d.layout.crictlConfig()}, args...)...)
 }
 
+// Command returns a command that runs bin with the daemon's PATH and, when the daemon has a
+// private /run (Options.PrivateRun), in its mount namespace.
+func (d *Daemon) Command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	if d.private && d.cmd != nil {
+		args = append([]string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", d.cmd.Process.Pid), "--", bin}, args...)
+		bin = "nsenter"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "PATH="+d.path)
+	return cmd
+}
+
 func (d *Daemon) run(ctx context.Context, bin string, args ...string) (string, string, int, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "PATH="+d.path, "CONTAINERD_NAMESPACE=default")
+	cmd := d.Command(ctx, bin, args...)
+	cmd.Env = append(cmd.Env, "CONTAINERD_NAMESPACE=default")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if exitErr := (*exec.ExitError)(nil); errors.As(err, &exitErr) && ctx.Err() == nil {
@@ -213,6 +238,15 @@ func (d *Daemon) State() string { return d.layout.state() }
 
 // Address is the daemon's gRPC socket.
 func (d *Daemon) Address() string { return d.layout.socket() }
+
+// RunDir is the host folder the daemon sees as /run (Options.PrivateRun), or "" when the daemon
+// shares the host's /run.
+func (d *Daemon) RunDir() string {
+	if !d.private {
+		return ""
+	}
+	return d.layout.runDir()
+}
 
 // RunscConfig is the runsc handler's config file, usable with ctr --runtime-config-path.
 func (d *Daemon) RunscConfig() string { return d.layout.runscConfig() }

@@ -41,6 +41,11 @@ type Env struct {
 	PauseTar     string // PAUSE_TAR: OCI archive of localhost/e2e/pause:1
 	CNIBinDir    string // CNI_BIN_DIR: loopback and the link-local dummy plugin
 	CNIConfDir   string // CNI_CONF_DIR
+	// Kata: optional when reading, so a cache built before setup.sh had its Kata step still
+	// serves the other tests; tests that run Kata call RequireKata, which fails without them.
+	KataShim    string // KATA_SHIM: the real containerd-shim-kata-v2, built from Kata's module
+	KataRuntime string // KATA_RUNTIME: kata-runtime of the same build (kata-check, env)
+	KataFakeVM  string // KATA_FAKEVM: the test double standing in for the micro-VM (e2e/kata/fakevm)
 }
 
 // fields maps each env file key to the field it fills.
@@ -61,6 +66,20 @@ func (e *Env) fields() map[string]*string {
 		"PAUSE_TAR":      &e.PauseTar,
 		"CNI_BIN_DIR":    &e.CNIBinDir,
 		"CNI_CONF_DIR":   &e.CNIConfDir,
+		"KATA_SHIM":      &e.KataShim,
+		"KATA_RUNTIME":   &e.KataRuntime,
+		"KATA_FAKEVM":    &e.KataFakeVM,
+	}
+}
+
+// optionalKeys may be missing from the env file; see Env.KataShim.
+var optionalKeys = map[string]bool{"KATA_SHIM": true, "KATA_RUNTIME": true, "KATA_FAKEVM": true}
+
+// RequireKata fails the test unless setup.sh built the Kata shim and fakevm.
+func (e Env) RequireKata(t T) {
+	t.Helper()
+	if e.KataShim == "" || e.KataRuntime == "" || e.KataFakeVM == "" {
+		t.Fatalf("e2e environment: %s has no KATA_SHIM, KATA_RUNTIME or KATA_FAKEVM; %s", EnvPath(), setupHint)
 	}
 }
 
@@ -85,7 +104,7 @@ func LoadEnv(t T) Env {
 }
 
 // ReadEnv parses an env file of KEY=VALUE lines (blank lines and # comments allowed). Every key
-// must be known and present, and every value an existing absolute path.
+// must be known and present (except optionalKeys), and every value an existing absolute path.
 func ReadEnv(path string) (Env, error) {
 	var env Env
 	f, err := os.Open(path)
@@ -120,6 +139,9 @@ func ReadEnv(path string) (Env, error) {
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		field := fields[key]
+		if !seen[key] && optionalKeys[key] {
+			continue
+		}
 		if !seen[key] {
 			errs = append(errs, fmt.Errorf("%s: no %s", path, key))
 			continue

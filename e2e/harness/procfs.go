@@ -110,6 +110,13 @@ func socketInodes(procs []proc) map[string]bool {
 	return inodes
 }
 
+// ownMountNS reports whether pid runs in a mount namespace other than the caller's.
+func ownMountNS(pid int) bool {
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	other, err2 := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", "mnt"))
+	return err1 == nil && err2 == nil && self != other
+}
+
 // fdCount is the number of open file descriptors of pid.
 func fdCount(pid int) (int, error) {
 	fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
@@ -141,7 +148,12 @@ func boundUnixSockets() ([]unixSocket, error) {
 
 // mountsUnder returns the mount points at or under dir, in mount order.
 func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	return mountsIn("/proc/self/mountinfo", func(mp string) bool { return under(mp, dir) })
+}
+
+// mountsIn returns the mount points of a mountinfo file that keep holds, in mount order.
+func mountsIn(mountinfo string, keep func(string) bool) ([]string, error) {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +165,7 @@ func mountsUnder(dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		if mp := unescapeMountinfo(fields[4]); under(mp, dir) {
+		if mp := unescapeMountinfo(fields[4]); keep(mp) {
 			out = append(out, mp)
 		}
 	}

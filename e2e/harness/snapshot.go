@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -24,7 +25,9 @@ type Resources struct {
 	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
 	// with their descendants (containers), as "pid N [comm]: cmdline".
 	Processes []string
-	// Mounts are the mount points under dir (rootfs overlays, netns, shm).
+	// Mounts are the mount points under dir (rootfs overlays, netns, shm). For a daemon with a
+	// private /run (Options.PrivateRun) they are read in its mount namespace and include the
+	// mounts under /run there, which is the daemon's own.
 	Mounts []string
 	// Sockets are unix socket files under dir (bound or stale) and the sockets in
 	// HostShimSocketDir that the daemon's processes hold.
@@ -59,7 +62,14 @@ func Snapshot(dir string) (Resources, error) {
 		others = append(others, p)
 		r.Processes = append(r.Processes, p.String())
 	}
-	if r.Mounts, err = mountsUnder(dir); err != nil {
+	if r.ContainerdPID != 0 && ownMountNS(r.ContainerdPID) {
+		r.Mounts, err = mountsIn(filepath.Join("/proc", strconv.Itoa(r.ContainerdPID), "mountinfo"), func(mp string) bool {
+			return under(mp, dir) || (mp != "/run" && under(mp, "/run"))
+		})
+	} else {
+		r.Mounts, err = mountsUnder(dir)
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("list mounts: %w", err))
 	}
 	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others); err != nil {

@@ -27,6 +27,9 @@ func (d *Daemon) teardown() []error {
 	if err := killProcs(dir); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.syslog.stop(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := unmountAll(dir); err != nil {
 		// Never remove files through a mount that is still there: it may be a host directory.
 		return append(errs, fmt.Errorf("%w; left %s in place", err, dir))
