@@ -132,8 +132,7 @@ func (n *node) routers() []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if strings.HasSuffix(args[0], "containerd-shim-triage-v2") && args[len(args)-1] == "serve" &&
-			strings.Contains(string(b), n.Address()) {
+		if strings.HasSuffix(args[0], "/triage-router") && strings.Contains(string(b), n.Address()) {
 			pids = append(pids, pid)
 		}
 	}

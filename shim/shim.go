@@ -1,8 +1,8 @@
 // Package shim is containerd-shim-triage-v2: the runtime-v2 shim containerd
 // starts for io.containerd.triage.v2. `start` classifies the workload,
 // starts the delegate shim of its tier and makes sure a router daemon serves
-// the pod; the daemon (`serve`) forwards the task API; `delete` cleans up
-// through the delegate that ran the container.
+// the pod; the daemon (triage-router, package router) forwards the task API;
+// `delete` cleans up through the delegate that ran the container.
 package shim
 
 import (
@@ -99,8 +99,6 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 		}
 		_, err = stdout.Write(out)
 		return err
-	case serveAction:
-		return serve(ctx, f)
 	default:
 		return fmt.Errorf("unknown action %q: containerd calls start, delete or -info", f.action)
 	}

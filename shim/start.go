@@ -17,6 +17,7 @@ import (
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/router"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
@@ -69,7 +70,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	podDecision, member, err := pod.Decision()
+	var podDecision classifier.Decision
+	member, err := pod.Decision(&podDecision)
 	if err != nil {
 		pod.Unlock()
 		return "", err
@@ -118,7 +120,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if !existing {
 		// Start the router now: it initialises while the delegate starts.
-		router, err := spawnRouter(f, bundle, l)
+		daemon, err := spawnRouter(f, podID, bundle, l)
 		l.Close()
 		if err != nil {
 			os.Remove(sock)
@@ -126,8 +128,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 		defer func() {
 			if retErr != nil {
-				router.Kill()
-				router.Wait()
+				daemon.Kill()
+				daemon.Wait()
 				os.Remove(sock)
 			}
 		}()
@@ -151,7 +153,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 	}()
 
-	marker := state.Container{Pod: podID, Decision: d, Delegate: state.Delegate{
+	marker := state.Container{Pod: podID, Delegate: state.Delegate{
 		Runtime: tier.Runtime, Binary: binary, Address: reply.Address, Version: reply.Version,
 	}}
 	if optsAny != nil {
@@ -214,29 +216,31 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 	return state.WriteFileAtomic(filepath.Join(bundle, "config.json"), out, 0o644)
 }
 
-// spawnRouter starts the router daemon for the pod on listener l. It runs in
-// its own process group with no stdio (containerd reads start's output until
-// every copy of the pipes is closed) and the listener as fd 3.
-func spawnRouter(f flags, bundle string, l *net.UnixListener) (*os.Process, error) {
+// spawnRouter starts the router daemon (triage-router, next to this binary)
+// for the pod on listener l. It runs in its own process group with no stdio
+// (containerd reads start's output until every copy of the pipes is closed)
+// and the listener as fd 3.
+func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (*os.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	daemon := filepath.Join(filepath.Dir(self), router.DaemonBinary)
 	lf, err := l.File()
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close()
-	args := []string{"-namespace", f.namespace, "-address", f.address, "-publish-binary", f.publishBinary, "-id", f.id}
+	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
 	if f.debug {
 		args = append(args, "-debug")
 	}
-	cmd := exec.Command(self, append(args, serveAction)...)
+	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start router daemon: %w", err)
+		return nil, fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
 	}
 	return cmd.Process, nil
 }

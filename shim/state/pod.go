@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/triage-runtime/triage/classifier"
 )
 
 // Root is where per-pod state lives; one subfolder per containerd instance
@@ -54,24 +52,24 @@ func LockPod(address, ns, pod string) (*Pod, error) {
 // Unlock releases the pod lock.
 func (p *Pod) Unlock() { p.lock.Close() }
 
-// Decision returns the pod's decision; ok is false before the first container
-// of the pod was classified.
-func (p *Pod) Decision() (d classifier.Decision, ok bool, err error) {
+// Decision reads the pod's decision (JSON) into d; ok is false before the
+// first container of the pod was classified.
+func (p *Pod) Decision(d any) (ok bool, err error) {
 	b, err := os.ReadFile(filepath.Join(p.dir, "decision.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return d, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return d, false, err
+		return false, err
 	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, false, fmt.Errorf("pod decision %s: %w", p.dir, err)
+	if err := json.Unmarshal(b, d); err != nil {
+		return false, fmt.Errorf("pod decision %s: %w", p.dir, err)
 	}
-	return d, true, nil
+	return true, nil
 }
 
-// SetDecision records the pod's decision.
-func (p *Pod) SetDecision(d classifier.Decision) error {
+// SetDecision records the pod's decision, as JSON.
+func (p *Pod) SetDecision(d any) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/triage-runtime/triage/classifier"
 )
 
 // markerName is the bundle file that records how a container was routed.
@@ -29,12 +27,12 @@ type Delegate struct {
 	OptionsType string `json:"options_type,omitempty"`
 }
 
-// Container is the bundle marker.
+// Container is the bundle marker. (The decision itself is in the spec's
+// triage.io/decision annotation and in the audit log.)
 type Container struct {
 	// Pod is the group key: the sandbox id, the runc group, or the id.
-	Pod      string              `json:"pod"`
-	Decision classifier.Decision `json:"decision"`
-	Delegate Delegate            `json:"delegate"`
+	Pod      string   `json:"pod"`
+	Delegate Delegate `json:"delegate"`
 }
 
 // ErrNoMarker is returned when a bundle has no Triage marker: Triage's start

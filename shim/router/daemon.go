@@ -1,8 +1,9 @@
-package shim
+package router
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -13,22 +14,41 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
-
-	"github.com/triage-runtime/triage/shim/router"
 )
 
-// serveAction is the hidden subcommand the router daemon runs as.
-const serveAction = "serve"
+// DaemonBinary is the router daemon's executable. It is a program of its
+// own, installed next to containerd-shim-triage-v2, so that the one process
+// that lives as long as the pod links only what forwarding needs (about a
+// third of the shim's resident memory).
+const DaemonBinary = "triage-router"
 
 // shutdownGrace bounds how long the router waits for in-flight replies (the
 // last Shutdown's) before it exits.
 const shutdownGrace = 2 * time.Second
 
-// serve is the router daemon: it serves the task API on the listener passed
-// as fd 3 until its last container is shut down.
-func serve(ctx context.Context, f flags) error {
-	setupLogging(f)
-	ctx = log.WithLogger(ctx, log.L.WithField("pod", f.id))
+// Main is the router daemon, started by containerd-shim-triage-v2 start as
+// `triage-router -namespace NS -address CONTAINERD -id POD [-debug]` in the bundle of the pod's first
+// container, with the pod's listening socket as fd 3. It serves the task API
+// until its last container is shut down.
+func Main(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet(DaemonBinary, flag.ContinueOnError)
+	ns := fs.String("namespace", "", "containerd namespace of the pod")
+	fs.String("address", "", "containerd address (names the daemon in process listings)")
+	pod := fs.String("id", "", "pod (group) served")
+	debug := fs.Bool("debug", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	setupLogging(*debug)
+	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
+	if err := serve(ctx); err != nil {
+		log.G(ctx).WithError(err).Error("router")
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context) error {
 	l, err := net.FileListener(os.NewFile(3, "router-socket"))
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
@@ -61,7 +81,7 @@ func serve(ctx context.Context, f flags) error {
 		own, _ = os.Stat(path)
 		go serveOn(nl)
 	}
-	svc := router.New(relisten)
+	svc := New(relisten)
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	go serveOn(l)
 	<-svc.Done()
@@ -79,9 +99,9 @@ func serve(ctx context.Context, f flags) error {
 
 // setupLogging sends the daemon's logs to the bundle's "log" fifo, which
 // containerd copies into its own log.
-func setupLogging(f flags) {
+func setupLogging(debug bool) {
 	logrus.SetFormatter(&logrus.TextFormatter{TimestampFormat: log.RFC3339NanoFixed, FullTimestamp: true})
-	if f.debug {
+	if debug {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
 	fifo, err := os.OpenFile("log", os.O_WRONLY|syscall.O_NONBLOCK, 0)
