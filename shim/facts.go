@@ -37,8 +37,8 @@ func readSpec(bundle string) (*specs.Spec, error) {
 // gatherFacts reads what containerd knows about the container: its labels
 // and image, and its namespace's labels. Trust decisions depend on them, so
 // failing to read them fails the start.
-func gatherFacts(ctx context.Context, f flags, spec *specs.Spec) (classifier.Facts, error) {
-	facts := classifier.Facts{Spec: spec, Namespace: f.namespace}
+func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
+	facts := classifier.Facts{Namespace: f.namespace}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
 	conn, err := grpc.NewClient("unix://"+f.address, grpc.WithTransportCredentials(insecure.NewCredentials()))

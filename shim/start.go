@@ -49,6 +49,17 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
+	// Reading containerd's records is a round trip: overlap it with
+	// loading the policy and the spec.
+	type factsResult struct {
+		facts classifier.Facts
+		err   error
+	}
+	fetched := make(chan factsResult, 1)
+	go func() {
+		facts, err := gatherFacts(ctx, f)
+		fetched <- factsResult{facts, err}
+	}()
 	in, err := parseStartInput(stdin, f)
 	if err != nil {
 		return "", err
@@ -61,10 +72,12 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	facts, err := gatherFacts(ctx, f, spec)
-	if err != nil {
-		return "", err
+	r := <-fetched
+	if r.err != nil {
+		return "", r.err
 	}
+	facts := r.facts
+	facts.Spec = spec
 	podID := podOf(spec, f.id)
 	pod, err := state.LockPod(f.address, f.namespace, podID)
 	if err != nil {
