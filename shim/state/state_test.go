@@ -1,0 +1,86 @@
+package state
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestMarkerRoundTrip(t *testing.T) {
+	b := t.TempDir()
+	want := Container{Pod: "p", Delegate: Delegate{Runtime: "io.containerd.runc.v2", Binary: "/x", Address: "unix:///s", Version: 3, Options: []byte{1, 2}, OptionsType: "t"}}
+	if err := WriteContainer(b, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadContainer(b)
+	if err != nil || got.Pod != want.Pod || got.Delegate.Address != want.Delegate.Address || got.Delegate.Version != 3 || string(got.Delegate.Options) != string(want.Delegate.Options) {
+		t.Fatalf("ReadContainer = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := ReadContainer(t.TempDir()); !errors.Is(err, ErrNoMarker) {
+		t.Fatalf("ReadContainer of a bundle without marker: %v, want ErrNoMarker", err)
+	}
+	ents, _ := os.ReadDir(b)
+	if len(ents) != 1 {
+		t.Fatalf("bundle holds %d files after an atomic write, want only the marker", len(ents))
+	}
+}
+
+func TestExitRecord(t *testing.T) {
+	b := t.TempDir()
+	if _, ok := ReadExit(b); ok {
+		t.Fatal("ReadExit found a record in an empty bundle")
+	}
+	if err := WriteExit(b, []byte("resp")); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := ReadExit(b); !ok || string(got) != "resp" {
+		t.Fatalf("ReadExit = %q, %v", got, ok)
+	}
+}
+
+func TestPodMembersAndRemoval(t *testing.T) {
+	// The pod folder is under Root; use a unique containerd address so the
+	// test owns its folder, and remove it whatever happens.
+	addr := filepath.Join(t.TempDir(), "sock")
+	dir := PodDir(addr, "ns", "pod")
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(filepath.Dir(dir))) })
+
+	p, err := LockPod(addr, "ns", "pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Tier string }
+	if ok, err := p.Decision(&d); ok || err != nil {
+		t.Fatalf("new pod has a decision: %v %v", ok, err)
+	}
+	if err := p.SetDecision(struct{ Tier string }{"sandboxed"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := p.AddMember(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Unlock()
+
+	p, err = LockPod(addr, "ns", "pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.Decision(&d); !ok || err != nil || d.Tier != "sandboxed" {
+		t.Fatalf("pod decision = %+v, %v, %v; want sandboxed", d, ok, err)
+	}
+	if n, err := p.RemoveMember("a"); n != 1 || err != nil {
+		t.Fatalf("RemoveMember(a) = %d, %v; want 1 left", n, err)
+	}
+	if n, err := p.RemoveMember("b"); n != 0 || err != nil {
+		t.Fatalf("RemoveMember(b) = %d, %v; want 0 left", n, err)
+	}
+	if err := p.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(dir))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pod state folders left after the last member: %v", err)
+	}
+}
