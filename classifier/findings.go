@@ -38,7 +38,7 @@ var checks = []check{
 	{policy.FindingPrivilegeEscalation, checkPrivilegeEscalation},
 	{policy.FindingWritableRootfs, checkWritableRootfs},
 	{policy.FindingUnsafeSysctl, checkUnsafeSysctl},
-	{policy.FindingHostDevice, hostDeviceAccess},
+	{policy.FindingHostDevice, HostDeviceAccess},
 	{policy.FindingUnmaskedProc, checkUnmaskedProc},
 }
 
@@ -61,17 +61,11 @@ func Findings(f Facts) []Finding {
 }
 
 // allCapabilities are the capabilities every kernel since 3.16 has; holding all of them is
-// what a privileged container gets.
-var allCapabilities = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-	"CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-}
+// what a privileged container gets. The ones added in Linux 5.8 and 5.9 are left out: a
+// privileged container on an older kernel does not hold them.
+var allCapabilities = slices.DeleteFunc(policy.CapabilityNames(), func(n string) bool {
+	return n == "CAP_PERFMON" || n == "CAP_BPF" || n == "CAP_CHECKPOINT_RESTORE"
+})
 
 // dangerousCapabilities widen the kernel attack surface or reach past the container.
 var dangerousCapabilities = []string{
@@ -87,11 +81,8 @@ var dangerousCapabilities = []string{
 func capSet(names []string) map[string]bool {
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		n = strings.ToUpper(strings.TrimSpace(n))
-		if !strings.HasPrefix(n, "CAP_") {
-			n = "CAP_" + n
-		}
-		set[n] = true
+		c, _ := policy.CanonicalCapability(n)
+		set[c] = true
 	}
 	return set
 }
@@ -104,7 +95,7 @@ func checkPrivileged(s *specs.Spec) string {
 		}
 	}
 	if s.Linux == nil || s.Linux.Seccomp == nil {
-		if ev := hostDeviceAccess(s); ev != "" {
+		if ev := HostDeviceAccess(s); ev != "" {
 			return "no seccomp profile and " + ev
 		}
 	}
@@ -117,18 +108,19 @@ var hostNamespaceTypes = []specs.LinuxNamespaceType{specs.NetworkNamespace, spec
 func checkHostNamespace(s *specs.Spec) string {
 	var ev []string
 	for _, typ := range hostNamespaceTypes {
-		ns, ok := namespace(s, typ)
+		ns, ok := Namespace(s, typ)
 		switch {
 		case !ok:
 			ev = append(ev, fmt.Sprintf("no %s namespace (shares the host's)", typ))
-		case isHostNamespacePath(ns.Path):
+		case IsHostNamespacePath(ns.Path):
 			ev = append(ev, fmt.Sprintf("%s namespace joins %s", typ, ns.Path))
 		}
 	}
 	return strings.Join(ev, "; ")
 }
 
-func namespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {
+// Namespace returns the spec's namespace of type typ, and whether it has one.
+func Namespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {
 	if s.Linux == nil {
 		return specs.LinuxNamespace{}, false
 	}
@@ -139,9 +131,9 @@ func namespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxNamespac
 	return s.Linux.Namespaces[i], true
 }
 
-// isHostNamespacePath reports a namespace path of the host's init process or of the
+// IsHostNamespacePath reports a namespace path of the host's init process or of the
 // runtime itself (/proc/self is resolved by runc, on the host).
-func isHostNamespacePath(p string) bool {
+func IsHostNamespacePath(p string) bool {
 	if p == "" {
 		return false
 	}
@@ -171,15 +163,22 @@ var runtimeOwnedPaths = []string{
 func checkSensitiveHostMount(s *specs.Spec) string {
 	var ev []string
 	for _, m := range s.Mounts {
-		if !isBind(m) || m.Source == "" {
-			continue
-		}
-		src := path.Clean(m.Source)
-		if src == "/" || under(src, sensitiveHostPaths) && !strictlyUnder(src, runtimeOwnedPaths) {
+		if IsSensitiveHostMount(m) {
 			ev = append(ev, fmt.Sprintf("host %s mounted at %s", m.Source, m.Destination))
 		}
 	}
 	return strings.Join(ev, "; ")
+}
+
+// IsSensitiveHostMount reports a bind mount of the host's root, of a sensitive host path
+// (/etc, /proc, /sys, a container runtime's socket or state, ...) or of a path below one,
+// except the per-pod files the runtime itself mounts.
+func IsSensitiveHostMount(m specs.Mount) bool {
+	if !isBind(m) || m.Source == "" {
+		return false
+	}
+	src := path.Clean(m.Source)
+	return src == "/" || under(src, sensitiveHostPaths) && !strictlyUnder(src, runtimeOwnedPaths)
 }
 
 func isBind(m specs.Mount) bool {
@@ -215,7 +214,7 @@ func checkRunAsRoot(s *specs.Spec) string {
 	if s.Process.User.UID != 0 {
 		return ""
 	}
-	userns, ok := namespace(s, specs.UserNamespace)
+	userns, ok := Namespace(s, specs.UserNamespace)
 	switch {
 	case !ok:
 		return "uid 0 without a user namespace"
@@ -305,9 +304,9 @@ type defaultDevice struct {
 
 var defaultDevices = []defaultDevice{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}, {10, 200}}
 
-// hostDeviceAccess describes host devices given to the workload and device cgroup rules
+// HostDeviceAccess describes host devices given to the workload and device cgroup rules
 // that allow more than the defaults; "" when there are none.
-func hostDeviceAccess(s *specs.Spec) string {
+func HostDeviceAccess(s *specs.Spec) string {
 	if s.Linux == nil {
 		return ""
 	}
@@ -317,15 +316,18 @@ func hostDeviceAccess(s *specs.Spec) string {
 	}
 	if s.Linux.Resources != nil {
 		for _, r := range s.Linux.Resources.Devices {
-			if r.Allow && !isDefaultDeviceRule(r) {
-				ev = append(ev, "device cgroup allows "+deviceRule(r))
+			if r.Allow && !IsDefaultDeviceRule(r) {
+				ev = append(ev, "device cgroup allows "+DeviceRule(r))
 			}
 		}
 	}
 	return strings.Join(ev, "; ")
 }
 
-func isDefaultDeviceRule(r specs.LinuxDeviceCgroup) bool {
+// IsDefaultDeviceRule reports a device cgroup rule that grants no more than every
+// container gets: /dev/null, zero, full, random, urandom, tty, console, ptmx, pts, tun,
+// and mknod alone.
+func IsDefaultDeviceRule(r specs.LinuxDeviceCgroup) bool {
 	if strings.Trim(r.Access, "rwm") != "" {
 		return false
 	}
@@ -348,7 +350,8 @@ func isDefaultDeviceRule(r specs.LinuxDeviceCgroup) bool {
 	})
 }
 
-func deviceRule(r specs.LinuxDeviceCgroup) string {
+// DeviceRule formats a device cgroup rule as "TYPE MAJOR:MINOR ACCESS" ("c 1:3 rwm").
+func DeviceRule(r specs.LinuxDeviceCgroup) string {
 	typ, major, minor := r.Type, "*", "*"
 	if typ == "" {
 		typ = "a"

@@ -151,16 +151,16 @@ func TestChecks(t *testing.T) {
 				s.Linux.Sysctl[k] = "1"
 			}
 		}, ""},
-		{"host-device/device node", hostDeviceAccess, func(s *specs.Spec) {
+		{"host-device/device node", HostDeviceAccess, func(s *specs.Spec) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/kvm", Type: "c", Major: 10, Minor: 232}}
 		}, "device /dev/kvm (c 10:232)"},
-		{"host-device/cgroup allows all", hostDeviceAccess, func(s *specs.Spec) {
+		{"host-device/cgroup allows all", HostDeviceAccess, func(s *specs.Spec) {
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "a", Access: "rwm"})
 		}, "allows a *:* rwm"},
-		{"host-device/cgroup allows a block device", hostDeviceAccess, func(s *specs.Spec) {
+		{"host-device/cgroup allows a block device", HostDeviceAccess, func(s *specs.Spec) {
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: i64(8), Minor: i64(0), Access: "rw"})
 		}, "allows b 8:0 rw"},
-		{"host-device/default devices", hostDeviceAccess, func(s *specs.Spec) {
+		{"host-device/default devices", HostDeviceAccess, func(s *specs.Spec) {
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices,
 				specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
 				specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},

@@ -34,6 +34,9 @@ func Parse(name string, data []byte) (*Policy, error) {
 	p.positions = indexPositions(data)
 	p.setDefaults()
 	err := errors.Join(p.compile(), p.Validate())
+	if err == nil {
+		err = p.loadProfiles()
+	}
 	if err != nil {
 		return nil, err
 	}

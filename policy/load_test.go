@@ -79,7 +79,23 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type", strings.Replace(valid, "strength = 10", `strength = "ten"`, 1), policy.ErrSyntax, 4, 12, "strength"},
 		{"unknown top-level key", "defualt_tier = \"trusted\"\n" + valid, policy.ErrUnknownKey, 1, 1, "unknown key"},
 		{"unknown tier key", strings.Replace(valid, "strength = 20", "strength = 20\nruntim = \"x\"", 1), policy.ErrUnknownKey, 9, 1, "tier.sandboxed.runtim"},
-		{"hardening is reserved", valid + "[tier.trusted.hardening]\nseccomp = \"default\"\n", policy.ErrUnknownKey, 18, 2, "hardening"},
+		{"unknown hardening key", valid + "[tier.trusted.hardening]\nseccomp_profile = \"strict\"\n", policy.ErrUnknownKey, 19, 1, "tier.trusted.hardening.seccomp_profile"},
+		{"bad seccomp", valid + "[tier.trusted.hardening]\nseccomp = \"default\"\n", policy.ErrInvalidValue, 19, 1, `"default": use "runtime-default", "strict", "keep" or the absolute path`},
+		{"missing seccomp file", valid + "[tier.trusted.hardening]\nseccomp = \"/nonexistent/p.json\"\n", policy.ErrInvalidValue, 19, 1, "/nonexistent/p.json: no such file"},
+		{"unknown capability", valid + "[tier.trusted.hardening]\ncapabilities = [\"CHOWN\", \"CAP_SYS_ADMN\"]\n", policy.ErrInvalidValue, 19, 26, `"CAP_SYS_ADMN" is not a Linux capability`},
+		{"ALL with others", valid + "[tier.trusted.hardening]\ncapabilities = [\"CHOWN\", \"ALL\"]\n", policy.ErrInvalidValue, 19, 26, `"ALL" allows every capability: write it alone`},
+		{"capabilities wrong type", valid + "[tier.trusted.hardening]\ncapabilities = \"CHOWN\"\n", policy.ErrSyntax, 19, 16, "capabilities"},
+		{"negative pids_limit", valid + "[tier.trusted.hardening]\npids_limit = -1\n", policy.ErrInvalidValue, 19, 1, "-1: use a positive limit, or 0"},
+		{"bad run_as_non_root", valid + "[tier.trusted.hardening]\nrun_as_non_root = \"nobody\"\n", policy.ErrInvalidValue, 19, 1, `"nobody": use "allow", "deny", or the user`},
+		{"run_as_non_root bad gid", valid + "[tier.trusted.hardening]\nrun_as_non_root = \"1000:x\"\n", policy.ErrInvalidValue, 19, 1, `"1000:x"`},
+		{"strip mounts", valid + "[tier.trusted.hardening]\nsensitive_mounts = \"strip\"\n", policy.ErrInvalidValue, 19, 1, `"strip" is not allowed: use "deny", "allow"`},
+		{"bad host_namespaces", valid + "[tier.trusted.hardening]\nhost_namespaces = \"no\"\n", policy.ErrInvalidValue, 19, 1, `use "deny", "strip", "allow"`},
+		{"bad host_devices", valid + "[tier.trusted.hardening]\nhost_devices = \"strip\"\n", policy.ErrInvalidValue, 19, 1, `use "deny", "allow"`},
+		{"user_namespace on runsc", valid + "[tier.sandboxed.hardening]\nuser_namespace = true\n", policy.ErrNotForRuntime, 19, 1, "runc runtimes only"},
+		{"apparmor on runsc", valid + "[tier.sandboxed.hardening]\napparmor_profile = \"x\"\n", policy.ErrNotForRuntime, 19, 1, "gVisor ignores it"},
+		{"apparmor unconfined", valid + "[tier.trusted.hardening]\napparmor_profile = \"unconfined\"\n", policy.ErrInvalidValue, 19, 1, "name a profile loaded on the host"},
+		{"empty annotation prefix", valid + "[tier.trusted.hardening]\nallow_annotations = [\"dev.gvisor.\", \"\"]\n", policy.ErrInvalidValue, 19, 37, "empty prefix"},
+		{"inline hardening", strings.Replace(valid, "strength = 10", "strength = 10\nhardening = { pids_limit = -5 }", 1), policy.ErrInvalidValue, 5, 15, "-5"},
 		{"unknown match key", valid + "  regex = \"x\"\n", policy.ErrUnknownKey, 18, 3, "regex"},
 		{"missing default_tier", strings.Replace(valid, `default_tier = "trusted"`, "", 1), policy.ErrMissingKey, 1, 1, "default_tier is required"},
 		{"unknown default tier", strings.Replace(valid, `default_tier = "trusted"`, `default_tier = "gold"`, 1), policy.ErrUnknownTier, 1, 1, `tier "gold" is not defined: use one of "trusted", "sandboxed"`},
@@ -200,5 +216,96 @@ func TestUnknownKeyNamesTheRule(t *testing.T) {
 	errs := policy.Errors(err)
 	if len(errs) != 1 || errs[0].Key != "rule[1].nme" || errs[0].Line != 19 {
 		t.Errorf("errors = %v, want one unknown key rule[1].nme at line 19", err)
+	}
+}
+
+func TestHardeningDefaults(t *testing.T) {
+	p, err := policy.Parse("valid.toml", []byte(valid+"[tier.isolated]\nstrength = 30\nruntime = \"io.containerd.kata.v2\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hostNS := range map[string]policy.HostAccess{"trusted": policy.HostDeny, "sandboxed": policy.HostDeny, "isolated": policy.HostStrip} {
+		h := p.Tiers[name].Hardening
+		want := policy.DefaultHardening(p.Tiers[name].Kind())
+		want.Source = h.Source
+		if h == nil || h.Seccomp != policy.SeccompRuntimeDefault || !*h.NoNewPrivileges || !*h.MaskProc || *h.PidsLimit != policy.DefaultPidsLimit ||
+			h.ReadOnlyRootfs || h.RunAsNonRoot != policy.RootAllow || h.HostNamespaces != hostNS || h.SensitiveMounts != policy.HostDeny ||
+			h.HostDevices != policy.HostDeny || h.UserNamespace || h.ApparmorProfile != "" || len(h.AllowAnnotations) != 0 || h.SeccompProfile != nil {
+			t.Errorf("%s: hardening = %+v", name, h)
+		}
+		if !slices.Equal(h.Capabilities, want.Capabilities) || slices.Contains(h.Capabilities, "CAP_NET_RAW") || len(h.Capabilities) != 13 {
+			t.Errorf("%s: capabilities = %v", name, h.Capabilities)
+		}
+	}
+	if src := p.Tiers["trusted"].Hardening.Source; src != "valid.toml:3:2" {
+		t.Errorf("source of an absent table = %q, want its tier's", src)
+	}
+}
+
+func TestHardeningValues(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "p.json")
+	if err := os.WriteFile(prof, []byte(`{"defaultAction": "SCMP_ACT_ERRNO"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := valid + `[tier.trusted.hardening]
+seccomp = "` + prof + `"
+capabilities = []
+no_new_privileges = false
+read_only_rootfs = true
+mask_proc = false
+pids_limit = 0
+run_as_non_root = "65534:65533"
+host_namespaces = "strip"
+sensitive_mounts = "allow"
+host_devices = "allow"
+user_namespace = true
+apparmor_profile = "triage"
+allow_annotations = ["dev.gvisor.spec.mount."]
+`
+	p, err := policy.Parse("v.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Tiers["trusted"].Hardening
+	uid, gid, ok := h.RunAsNonRoot.User()
+	if h.SeccompProfile == nil || h.SeccompProfile.DefaultAction != "SCMP_ACT_ERRNO" || h.Capabilities == nil || len(h.Capabilities) != 0 ||
+		*h.NoNewPrivileges || !h.ReadOnlyRootfs || *h.MaskProc || *h.PidsLimit != 0 || !ok || uid != 65534 || gid != 65533 ||
+		h.HostNamespaces != policy.HostStrip || h.SensitiveMounts != policy.HostAllow || h.HostDevices != policy.HostAllow ||
+		!h.UserNamespace || h.ApparmorProfile != "triage" || !slices.Equal(h.AllowAnnotations, []string{"dev.gvisor.spec.mount."}) || h.Source != "v.toml:18:2" {
+		t.Errorf("hardening = %+v", h)
+	}
+}
+
+func TestHardeningUnconfinedProfileFile(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "allow.json")
+	if err := os.WriteFile(prof, []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := policy.Parse("v.toml", []byte(valid+"[tier.trusted.hardening]\nseccomp = \""+prof+"\"\n"))
+	if !errors.Is(err, policy.ErrInvalidValue) || !strings.Contains(err.Error(), "allows every syscall") {
+		t.Errorf("error %v, want an unconfined profile refused", err)
+	}
+}
+
+func TestRuntimeKind(t *testing.T) {
+	for runtime, want := range map[string]policy.RuntimeKind{
+		"io.containerd.runc.v2": policy.KindRunc, "io.containerd.runsc.v1": policy.KindGVisor, "io.containerd.kata.v2": policy.KindKata,
+		"io.containerd.kata-qemu.v2": policy.KindKata, "io.containerd.youki.v2": policy.KindOther,
+	} {
+		if got := (&policy.Tier{Runtime: runtime}).Kind(); got != want {
+			t.Errorf("%s: %s, want %s", runtime, got, want)
+		}
+	}
+}
+
+func TestCanonicalCapability(t *testing.T) {
+	for in, want := range map[string]string{"sys_admin": "CAP_SYS_ADMIN", "CAP_KILL": "CAP_KILL", " net_raw ": "CAP_NET_RAW"} {
+		if got, ok := policy.CanonicalCapability(in); !ok || got != want {
+			t.Errorf("%q: %q %t", in, got, ok)
+		}
+	}
+	if _, ok := policy.CanonicalCapability("CAP_FLY"); ok {
+		t.Error("CAP_FLY known")
 	}
 }

@@ -88,6 +88,9 @@ type Tier struct {
 	// Runc holds the runc options ([tier.NAME.runc]). For runc runtimes it is never nil
 	// after Parse (defaults filled in); for other runtimes it must be absent.
 	Runc *RuncOptions `toml:"runc"`
+	// Hardening is what Triage enforces on the tier's workloads ([tier.NAME.hardening]).
+	// Never nil after Parse, every setting filled in (see Hardening for the defaults).
+	Hardening *Hardening `toml:"hardening"`
 }
 
 // RuncOptions are the options sent to containerd-shim-runc-v2 for a runc tier.
@@ -215,6 +218,11 @@ func (p *Policy) setDefaults() {
 				t.Runc.BinaryName = DefaultRuncBinary
 			}
 		}
+		if t.Hardening == nil {
+			t.Hardening = &Hardening{}
+		}
+		t.Hardening.setDefaults(t.Kind())
+		t.Hardening.Source = p.source("tier." + name + ".hardening")
 	}
 	for i, r := range p.Rules {
 		if r == nil {
@@ -231,14 +239,22 @@ func (p *Policy) setDefaults() {
 // when the policy has no such rule or was not parsed from a file.
 func (p *Policy) RuleSource(name string) string {
 	for i, r := range p.Rules {
-		if r.Name != name {
-			continue
-		}
-		pos, ok := p.positions[fmt.Sprintf("rule[%d]", i)]
-		if !ok {
+		if r.Name == name {
+			if _, ok := p.positions[fmt.Sprintf("rule[%d]", i)]; ok {
+				return p.source(fmt.Sprintf("rule[%d]", i))
+			}
 			return ""
 		}
-		return fmt.Sprintf("%s:%d:%d", p.Source, pos.Line, pos.Column)
 	}
 	return ""
+}
+
+// source returns where key, or its nearest written ancestor, stands as
+// "file:line:column"; "" when the policy was not parsed from a file.
+func (p *Policy) source(key string) string {
+	pos := p.positions.lookup(key)
+	if pos.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", p.Source, pos.Line, pos.Column)
 }

@@ -105,6 +105,7 @@ func (v *validator) tier(name string, t *Tier) {
 		}
 		v.absPath(key+".runc.root", t.Runc.Root)
 	}
+	v.hardening(key, t)
 	if t.Fallback != "" {
 		fb := v.p.Tiers[t.Fallback]
 		switch {

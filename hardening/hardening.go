@@ -1,0 +1,208 @@
+// Package hardening rewrites a workload's OCI spec for the tier it runs in: seccomp,
+// capabilities, noNewPrivileges, masked paths, pids limit, user, namespaces, mounts,
+// devices, AppArmor and delegate-control annotations, as the tier's [tier.NAME.hardening]
+// table says. It reports every control, even one the tier's delegate cannot apply, so
+// nothing is dropped without a word.
+//
+// It is pure: the spec, the tier and the host's facts in, the spec changed and a report
+// out. It reads no file and runs nothing; the caller reads the host (see Host).
+package hardening
+
+import (
+	"errors"
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/triage-runtime/triage/policy"
+)
+
+// Host is what the hardening depends on in the host the delegate runs on. The caller
+// reads it (the shim and `triage explain` on the node).
+type Host struct {
+	// AppArmor: the kernel has AppArmor enabled
+	// (/sys/module/apparmor/parameters/enabled is "Y").
+	AppArmor bool
+	// UserNamespaces: the host can create user namespaces for containers
+	// (/proc/self/ns/user exists and user.max_user_namespaces is not 0).
+	UserNamespaces bool
+	// KataGuestSeccomp: the Kata guest applies the OCI seccomp profile (the Kata
+	// configuration sets disable_guest_seccomp = false). Kata's default is true, which
+	// drops the profile.
+	KataGuestSeccomp bool
+}
+
+// Status says how a control took effect for the tier's delegate.
+type Status string
+
+const (
+	// Enforced: written into the spec, and the host kernel enforces it.
+	Enforced Status = "enforced"
+	// Translated: written into the spec, and the delegate applies it its own way (gVisor's
+	// sentry, the kata-agent in the guest VM): the detail says how.
+	Translated Status = "translated"
+	// Unsupported: the control or the spec asks for what the delegate or the host cannot
+	// do; the detail says what is missing.
+	Unsupported Status = "unsupported"
+	// NotApplicable: nothing to do for this workload or delegate.
+	NotApplicable Status = "not-applicable"
+	// Kept: the tier keeps the spec's own setting.
+	Kept Status = "kept"
+)
+
+// Control ids: the [tier.NAME.hardening] key each control comes from.
+const (
+	ControlAnnotations     = "allow_annotations"
+	ControlHostNamespaces  = "host_namespaces"
+	ControlSensitiveMounts = "sensitive_mounts"
+	ControlHostDevices     = "host_devices"
+	ControlUserNamespace   = "user_namespace"
+	ControlRunAsNonRoot    = "run_as_non_root"
+	ControlCapabilities    = "capabilities"
+	ControlNoNewPrivileges = "no_new_privileges"
+	ControlReadOnlyRootfs  = "read_only_rootfs"
+	ControlMaskProc        = "mask_proc"
+	ControlPidsLimit       = "pids_limit"
+	ControlApparmor        = "apparmor_profile"
+	ControlSeccomp         = "seccomp"
+)
+
+// Control is the outcome of one hardening control on one workload.
+type Control struct {
+	// ID is the control, one of the Control* constants.
+	ID string `json:"id"`
+	// Status is how it took effect.
+	Status Status `json:"status"`
+	// Detail says what changed, or why nothing did.
+	Detail string `json:"detail"`
+}
+
+// Refusals. Every error of Apply, Exec and Update is an *Error wrapping one of them;
+// compare with errors.Is.
+var (
+	// ErrInvalidSpec: the spec has no process, so there is nothing to harden.
+	ErrInvalidSpec = errors.New("invalid spec")
+	// ErrHostNamespace: the workload shares a host namespace and the tier denies it.
+	ErrHostNamespace = errors.New("host namespace not allowed")
+	// ErrSensitiveMount: the workload mounts a sensitive host path and the tier denies it.
+	ErrSensitiveMount = errors.New("sensitive host mount not allowed")
+	// ErrHostDevice: the workload is given host devices and the tier denies it.
+	ErrHostDevice = errors.New("host device not allowed")
+	// ErrRunAsRoot: the process runs as root and the tier denies it.
+	ErrRunAsRoot = errors.New("running as root not allowed")
+	// ErrPrivilegedExec: an exec asks for every capability in a tier that does not allow them.
+	ErrPrivilegedExec = errors.New("privileged exec not allowed")
+	// ErrDeviceUpdate: an update adds device access.
+	ErrDeviceUpdate = errors.New("device access update not allowed")
+)
+
+// Error is a refusal: what the workload needs, the control that forbids it, and the fix.
+type Error struct {
+	// Control is the control that refused, one of the Control* constants.
+	Control string
+	// Tier is the tier's name; Source where its hardening table is ("file:line:column").
+	Tier, Source string
+	// Msg says what the workload asks for and how to fix it.
+	Msg string
+	// Err is one of the Err* variables.
+	Err error
+}
+
+func (e *Error) Error() string {
+	where := fmt.Sprintf("[tier.%s.hardening] %s", e.Tier, e.Control)
+	if e.Tier == "" {
+		where = e.Control
+	}
+	if e.Source != "" {
+		where += " (" + e.Source + ")"
+	}
+	return fmt.Sprintf("triage: %s: %s: %s", e.Err, where, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Apply hardens spec for tier t on host h: it changes the spec in place and returns one
+// Control per control, in a fixed order. The error joins one *Error per control that
+// refuses the workload; the spec must not be run then (its controls are still returned,
+// for explain). t must come from a parsed policy, or have a Hardening from
+// policy.DefaultHardening.
+func Apply(spec *specs.Spec, t *policy.Tier, h Host) ([]Control, error) {
+	if spec == nil || spec.Process == nil {
+		return nil, &Error{Control: "spec", Tier: t.Name, Msg: "the OCI spec has no process", Err: ErrInvalidSpec}
+	}
+	a := &applier{spec: spec, tier: t, cfg: hardeningOf(t), kind: t.Kind(), host: h}
+	for _, step := range steps {
+		step(a)
+	}
+	return a.controls, errors.Join(a.errs...)
+}
+
+// steps run in this order. Seccomp comes last: containerd's default profile depends on
+// the capabilities the earlier steps left.
+var steps = []func(*applier){
+	(*applier).annotations,
+	(*applier).hostNamespaces,
+	(*applier).sensitiveMounts,
+	(*applier).hostDevices,
+	(*applier).userNamespace,
+	(*applier).runAsNonRoot,
+	(*applier).capabilities,
+	(*applier).noNewPrivileges,
+	(*applier).readOnlyRootfs,
+	(*applier).maskProc,
+	(*applier).pidsLimit,
+	(*applier).apparmor,
+	(*applier).seccomp,
+}
+
+// hardeningOf returns the tier's settings, the defaults for a tier built without them.
+func hardeningOf(t *policy.Tier) *policy.Hardening {
+	if t.Hardening == nil {
+		return policy.DefaultHardening(t.Kind())
+	}
+	return t.Hardening
+}
+
+type applier struct {
+	spec     *specs.Spec
+	tier     *policy.Tier
+	cfg      *policy.Hardening
+	kind     policy.RuntimeKind
+	host     Host
+	controls []Control
+	errs     []error
+}
+
+func (a *applier) report(id string, status Status, format string, args ...any) {
+	a.controls = append(a.controls, Control{ID: id, Status: status, Detail: fmt.Sprintf(format, args...)})
+}
+
+// enforced reports a control written into the spec: enforced by the host kernel under
+// runc, translated under gVisor and Kata, with how.
+func (a *applier) enforced(id, detail string) {
+	switch a.kind {
+	case policy.KindGVisor:
+		a.report(id, Translated, "%s; applied by gVisor's sentry to the sandboxed application", detail)
+	case policy.KindKata:
+		a.report(id, Translated, "%s; applied by the kata-agent inside the guest VM", detail)
+	default:
+		a.report(id, Enforced, "%s", detail)
+	}
+}
+
+func (a *applier) refuse(id string, class error, format string, args ...any) {
+	a.errs = append(a.errs, refusal(a.tier, a.cfg, id, class, fmt.Sprintf(format, args...)))
+	a.report(id, Enforced, "refused: "+format, args...)
+}
+
+func refusal(t *policy.Tier, cfg *policy.Hardening, id string, class error, msg string) *Error {
+	return &Error{Control: id, Tier: t.Name, Source: cfg.Source, Msg: msg, Err: class}
+}
+
+// linux returns the spec's linux section, created if absent.
+func (a *applier) linux() *specs.Linux {
+	if a.spec.Linux == nil {
+		a.spec.Linux = &specs.Linux{}
+	}
+	return a.spec.Linux
+}
