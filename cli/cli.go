@@ -28,6 +28,7 @@ commands:
   check [--config FILE]                    validate a policy file
   config containerd [--version 1.6|2.x]    print the containerd config that registers the triage handler
   install [flags]                          install the binaries and policy, register the runtime in containerd
+  doctor [--config FILE] [--output FMT]    check that this node can run every tier the policy uses
   version                                  print the version
 
 Run "triage COMMAND -h" for a command's flags.
@@ -53,6 +54,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = configCmd(rest, stdout, stderr)
 	case "install":
 		err = install(rest, stdout, stderr)
+	case "doctor":
+		err = doctor(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "triage %s\n", Version)
 	case "help", "-h", "-help", "--help":

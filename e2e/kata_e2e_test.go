@@ -3,9 +3,14 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,5 +157,91 @@ func TestKataLifecycle(t *testing.T) {
 			t.Logf("kata direct: ctr run --rm ... exit 7 took %v", took)
 			k.assertKataSettled(before, k.kata.ShimSocket("default", direct))
 		})
+	}
+}
+
+// doctorReport is the part of `triage doctor --output json` the test reads.
+type doctorReport struct {
+	OK    bool `json:"ok"`
+	Tiers []struct {
+		Tier     string `json:"tier"`
+		Status   string `json:"status"`
+		Problems []struct {
+			What string `json:"what"`
+		} `json:"problems"`
+		Notes []string `json:"notes"`
+	} `json:"tiers"`
+}
+
+// doctor runs `triage doctor` on the host with the delegates on its PATH.
+func (k *kataNode) doctor(policy string) (doctorReport, int, string) {
+	k.t.Helper()
+	env := harness.LoadEnv(k.t)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(triageBin(k.t), "triage"), "doctor", "--config", policy, "--output", "json")
+	cmd.Env = append(os.Environ(), "PATH="+strings.Join([]string{filepath.Dir(env.KataShim), filepath.Dir(env.RuncShim16), "/usr/sbin", "/usr/bin", "/sbin", "/bin"}, ":"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			k.t.Fatalf("triage doctor: %v: %s", err, stderr.String())
+		}
+		code = ee.ExitCode()
+	}
+	var rep doctorReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		k.t.Fatalf("triage doctor json: %v: %s (stderr %s)", err, stdout.String(), stderr.String())
+	}
+	return rep, code, stdout.String() + stderr.String()
+}
+
+// TestKataDoctor: `triage doctor` finds the Kata tier runnable with the remote-hypervisor
+// config (fakevm serving), and unusable with a normal QEMU config on this machine, which has
+// no /dev/vhost-vsock (and no usable nested KVM).
+func TestKataDoctor(t *testing.T) {
+	k := startKataNode(t, harness.V16, kataPolicy)
+	rep, code, out := k.doctor(k.policy)
+	if code != 0 || !rep.OK {
+		t.Fatalf("doctor with the remote-hypervisor config: exit %d:\n%s", code, out)
+	}
+	for _, tr := range rep.Tiers {
+		if tr.Tier == "isolated" && (tr.Status != "ok" || !strings.Contains(strings.Join(tr.Notes, "\n"), "hypervisor remote")) {
+			t.Fatalf("isolated tier with the remote hypervisor: %+v", tr)
+		}
+	}
+
+	dir := t.TempDir()
+	qemuCfg := filepath.Join(dir, "configuration-qemu.toml")
+	cfg := kata.QEMUConfig("/opt/kata/bin/qemu-system-x86_64", "/opt/kata/share/kata-containers/vmlinux.container", "/opt/kata/share/kata-containers/kata-containers.img")
+	if err := os.WriteFile(qemuCfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := os.ReadFile(k.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qemuPolicy := filepath.Join(dir, "policy.toml")
+	if err := os.WriteFile(qemuPolicy, bytes.ReplaceAll(pol, []byte(k.kata.ConfigPath), []byte(qemuCfg)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, code, out = k.doctor(qemuPolicy)
+	if code != 1 || rep.OK {
+		t.Fatalf("doctor with a QEMU config: exit %d, want 1:\n%s", code, out)
+	}
+	for _, tr := range rep.Tiers {
+		if tr.Tier != "isolated" {
+			continue
+		}
+		var what []string
+		for _, p := range tr.Problems {
+			what = append(what, p.What)
+		}
+		if tr.Status != "unusable" || !strings.Contains(strings.Join(what, "\n"), "/dev/vhost-vsock") && !strings.Contains(strings.Join(what, "\n"), "/dev/kvm") {
+			t.Fatalf("isolated tier with QEMU: status %s, problems %q; want unusable for lack of /dev/kvm or /dev/vhost-vsock", tr.Status, what)
+		}
+		t.Logf("doctor says, for QEMU: %q", what)
 	}
 }

@@ -62,7 +62,14 @@ func Snapshot(dir string) (Resources, error) {
 		others = append(others, p)
 		r.Processes = append(r.Processes, p.String())
 	}
-	if r.ContainerdPID != 0 && ownMountNS(r.ContainerdPID) {
+	// A daemon with a private /run (Options.PrivateRun) has its shims' sockets under dir; the
+	// host's HostShimSocketDir is then none of its business (other daemons' orphans there).
+	private := r.ContainerdPID != 0 && ownMountNS(r.ContainerdPID)
+	shimDir := HostShimSocketDir
+	if private {
+		shimDir = ""
+	}
+	if private {
 		r.Mounts, err = mountsIn(filepath.Join("/proc", strconv.Itoa(r.ContainerdPID), "mountinfo"), func(mp string) bool {
 			return under(mp, dir) || (mp != "/run" && under(mp, "/run"))
 		})
@@ -72,7 +79,7 @@ func Snapshot(dir string) (Resources, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list mounts: %w", err))
 	}
-	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others); err != nil {
+	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others, shimDir); err != nil {
 		errs = append(errs, err)
 	}
 	bundles, err := filepath.Glob(filepath.Join(layout{dir: dir}.state(), "io.containerd.runtime.v2.task", "*", "*"))
@@ -86,9 +93,9 @@ func Snapshot(dir string) (Resources, error) {
 	return r, errors.Join(errs...)
 }
 
-// sockets finds unix sockets under dir, the daemon's shim sockets in HostShimSocketDir, and the
-// orphans there.
-func sockets(dir string, procs []proc) (mine, orphans []string, err error) {
+// sockets finds unix sockets under dir, the daemon's shim sockets in shimDir (normally
+// HostShimSocketDir; "" for none), and the orphans there.
+func sockets(dir string, procs []proc, shimDir string) (mine, orphans []string, err error) {
 	bound, err := boundUnixSockets()
 	if err != nil {
 		return nil, nil, fmt.Errorf("list unix sockets: %w", err)
@@ -98,7 +105,7 @@ func sockets(dir string, procs []proc) (mine, orphans []string, err error) {
 	set := map[string]bool{}
 	for _, s := range bound {
 		isBound[s.path] = true
-		if filepath.Dir(s.path) == HostShimSocketDir && held[s.inode] {
+		if shimDir != "" && filepath.Dir(s.path) == shimDir && held[s.inode] {
 			set[s.path] = true
 		}
 	}
@@ -112,12 +119,15 @@ func sockets(dir string, procs []proc) (mine, orphans []string, err error) {
 	if walkErr != nil {
 		return nil, nil, fmt.Errorf("walk %s: %w", dir, walkErr)
 	}
-	entries, err := os.ReadDir(HostShimSocketDir)
+	if shimDir == "" {
+		return sortedKeys(set), nil, nil
+	}
+	entries, err := os.ReadDir(shimDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, err
 	}
 	for _, e := range entries {
-		path := filepath.Join(HostShimSocketDir, e.Name())
+		path := filepath.Join(shimDir, e.Name())
 		if e.Type()&fs.ModeSocket != 0 && !isBound[path] {
 			orphans = append(orphans, path)
 		}

@@ -62,7 +62,7 @@ func killProcs(dir string) error {
 		if len(alive) == 0 {
 			break
 		}
-		if held, _, err := sockets(dir, alive); err == nil {
+		if held, _, err := sockets(dir, alive, HostShimSocketDir); err == nil {
 			for _, s := range held {
 				if filepath.Dir(s) == HostShimSocketDir && !slices.Contains(shimSockets, s) {
 					shimSockets = append(shimSockets, s)
