@@ -32,6 +32,7 @@ var checks = []check{
 	{policy.FindingHostNamespace, checkHostNamespace},
 	{policy.FindingSensitiveHostMount, checkSensitiveHostMount},
 	{policy.FindingDangerousCapability, checkDangerousCapability},
+	{policy.FindingNonBaseline, checkNonBaselineCapability},
 	{policy.FindingRunAsRoot, checkRunAsRoot},
 	{policy.FindingSeccompUnconfined, checkSeccompUnconfined},
 	{policy.FindingApparmorUnconfined, checkApparmorUnconfined},
@@ -67,14 +68,16 @@ var allCapabilities = slices.DeleteFunc(policy.CapabilityNames(), func(n string)
 	return n == "CAP_PERFMON" || n == "CAP_BPF" || n == "CAP_CHECKPOINT_RESTORE"
 })
 
-// dangerousCapabilities widen the kernel attack surface or reach past the container.
+// dangerousCapabilities widen the kernel attack surface or reach past the container. None
+// is in the Kubernetes PSS baseline set (policy.BaselineCapabilities), which containerd
+// gives every container: CAP_NET_RAW, CAP_MKNOD and CAP_SETFCAP are baseline, so holding
+// them is the norm, not a finding of this kind.
 var dangerousCapabilities = []string{
 	"CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_NET_ADMIN",
-	"CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_SYS_BOOT",
-	"CAP_SYS_TIME", "CAP_MKNOD", "CAP_SETFCAP", "CAP_SYSLOG", "CAP_MAC_ADMIN",
-	"CAP_MAC_OVERRIDE", "CAP_SYS_RESOURCE", "CAP_LINUX_IMMUTABLE", "CAP_SYS_PACCT",
-	"CAP_SYS_TTY_CONFIG", "CAP_AUDIT_CONTROL", "CAP_IPC_OWNER", "CAP_CHECKPOINT_RESTORE",
-	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
+	"CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_SYS_BOOT", "CAP_SYS_TIME",
+	"CAP_SYSLOG", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_SYS_RESOURCE",
+	"CAP_LINUX_IMMUTABLE", "CAP_SYS_PACCT", "CAP_SYS_TTY_CONFIG", "CAP_AUDIT_CONTROL",
+	"CAP_IPC_OWNER", "CAP_CHECKPOINT_RESTORE", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
 }
 
 // capSet normalises capability names ("sys_admin" and "CAP_SYS_ADMIN" are the same).
@@ -196,14 +199,26 @@ func strictlyUnder(p string, dirs []string) bool {
 }
 
 func checkDangerousCapability(s *specs.Spec) string {
+	return heldCapabilities(s, func(n string) bool { return slices.Contains(dangerousCapabilities, n) })
+}
+
+// checkNonBaselineCapability reports capabilities beyond the Kubernetes PSS baseline set.
+func checkNonBaselineCapability(s *specs.Spec) string {
+	baseline := policy.BaselineCapabilities()
+	return heldCapabilities(s, func(n string) bool { return !slices.Contains(baseline, n) })
+}
+
+// heldCapabilities lists, in kernel order, the capabilities the process holds (bounding,
+// effective or permitted) that match; "" when none does.
+func heldCapabilities(s *specs.Spec, match func(string) bool) string {
 	c := s.Process.Capabilities
 	if c == nil {
 		return ""
 	}
 	held := capSet(slices.Concat(c.Bounding, c.Effective, c.Permitted))
 	var found []string
-	for _, n := range dangerousCapabilities {
-		if held[n] {
+	for _, n := range policy.CapabilityNames() {
+		if held[n] && match(n) {
 			found = append(found, n)
 		}
 	}

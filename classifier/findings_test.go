@@ -102,9 +102,18 @@ func TestChecks(t *testing.T) {
 		{"dangerous-capability/sys_admin in bounding", checkDangerousCapability, func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
 		}, "CAP_SYS_ADMIN"},
-		{"dangerous-capability/net_raw in permitted only", checkDangerousCapability, func(s *specs.Spec) {
-			s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_NET_RAW")
-		}, "CAP_NET_RAW"},
+		{"dangerous-capability/net_admin in permitted only", checkDangerousCapability, func(s *specs.Spec) {
+			s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_NET_ADMIN")
+		}, "CAP_NET_ADMIN"},
+		{"dangerous-capability/containerd's defaults are baseline", checkDangerousCapability, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_SETFCAP", "CAP_CHOWN"}
+		}, ""},
+		{"non-baseline-capability/beyond the PSS baseline", checkNonBaselineCapability, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = []string{"CAP_NET_RAW", "CAP_IPC_LOCK", "sys_nice", "CAP_SYS_ADMIN"}
+		}, "CAP_IPC_LOCK, CAP_SYS_ADMIN, CAP_SYS_NICE"},
+		{"non-baseline-capability/baseline only", checkNonBaselineCapability, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = policy.BaselineCapabilities()
+		}, ""},
 		{"dangerous-capability/name without prefix", checkDangerousCapability, func(s *specs.Spec) {
 			s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "bpf")
 		}, "CAP_BPF"},

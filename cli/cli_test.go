@@ -35,6 +35,11 @@ func TestExplainText(t *testing.T) {
 		"reason:   the workload reaches into the host",
 		"findings: 1\n",
 		"  - sensitive-host-mount: host /var/run/docker.sock mounted at /var/run/docker.sock\n",
+		// The hardening of the isolated (Kata) tier, one line per control.
+		"controls: 13\n",
+		"  - sensitive_mounts  kept           allowed: host /var/run/docker.sock at /var/run/docker.sock\n",
+		"  - apparmor_profile  unsupported    profile \"cri-containerd.apparmor.d\" not applied: the Kata guest has no AppArmor\n",
+		"  - pids_limit        translated     pids.max 4096; applied by the kata-agent inside the guest VM\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -84,13 +89,53 @@ func TestExplainJSON(t *testing.T) {
 		"reason":   `label triage.io/tier="isolated" asks for stronger isolation than tier "sandboxed" (rule "untrusted-registry"): honoured`,
 		"findings": []any{},
 	}
-	if len(got) != len(want) {
-		t.Errorf("fields = %v, want exactly %v", got, want)
+	if len(got) != len(want)+1 {
+		t.Errorf("fields = %v, want exactly %v and controls", got, want)
+	}
+	controls, _ := got["controls"].([]any)
+	if len(controls) != 13 {
+		t.Fatalf("controls = %v, want 13", got["controls"])
+	}
+	first, _ := controls[0].(map[string]any)
+	if len(first) != 3 || first["id"] != "allow_annotations" || first["status"] != "not-applicable" || first["detail"] == "" {
+		t.Errorf("controls[0] = %v, want id, status and detail", first)
 	}
 	for k, v := range want {
 		if gv, _ := json.Marshal(got[k]); string(gv) != mustJSON(t, v) {
 			t.Errorf("%s = %s, want %s", k, gv, mustJSON(t, v))
 		}
+	}
+}
+
+func TestExplainHardeningRefusal(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "p.toml")
+	doc := "default_tier = \"t\"\n[tier.t]\nstrength = 1\nruntime = \"io.containerd.runc.v2\"\n[tier.t.hardening]\nrun_as_non_root = \"deny\"\n"
+	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "explain", "--config", pol, "--output", "json", corpus+"ctr-default.json")
+	var got struct {
+		Action         string
+		Controls       []map[string]string
+		HardeningError string `json:"hardening_error"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if got.Action != "run" || len(got.Controls) != 13 || !strings.Contains(got.HardeningError, "[tier.t.hardening] run_as_non_root ("+pol+":5:2)") {
+		t.Errorf("explanation = %+v", got)
+	}
+	_, text, _ := run(t, "explain", "--config", pol, corpus+"ctr-default.json")
+	if !strings.Contains(text, "refused:  triage: running as root not allowed") {
+		t.Errorf("text lacks the refusal:\n%s", text)
+	}
+}
+
+func TestExplainDenyHasNoControls(t *testing.T) {
+	_, out, _ := run(t, "explain", "--config", examplePolicy, "--namespace=k8s.io", "--output", "json", corpus+"privileged-tenant.json")
+	if strings.Contains(out, "controls") {
+		t.Errorf("a denial lists controls:\n%s", out)
 	}
 }
 

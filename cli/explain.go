@@ -7,12 +7,25 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
 )
+
+// explanation is what explain prints: the decision and, for a workload that runs, the
+// hardening controls its tier applies on this host.
+type explanation struct {
+	classifier.Decision
+	Controls []hardening.Control `json:"controls,omitempty"`
+	// HardeningError is set when a control refuses the workload: the shim does not start it.
+	HardeningError string `json:"hardening_error,omitempty"`
+}
 
 // taskDir is the directory containerd's v2 runtime keeps bundles in, as
 // .../io.containerd.runtime.v2.task/NAMESPACE/ID.
@@ -70,14 +83,74 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	} else {
 		facts.Spec = &spec
 	}
-	d := classifier.Classify(p, facts)
+	e := explanation{Decision: classifier.Classify(p, facts)}
+	if tier, ok := p.Tier(e.Tier); ok && e.Action == classifier.ActionRun && facts.Spec != nil {
+		controls, err := hardening.Apply(facts.Spec, tier, localHost(tier))
+		e.Controls = controls
+		if err != nil {
+			e.HardeningError = err.Error()
+		}
+	}
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+		return enc.Encode(e)
 	}
-	printDecision(stdout, p, d)
+	printDecision(stdout, p, e.Decision)
+	printControls(stdout, e)
 	return nil
+}
+
+// localHost reads the hardening facts of this host, which explain assumes the workload
+// runs on.
+func localHost(t *policy.Tier) hardening.Host {
+	h := hardening.Host{}
+	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
+		h.AppArmor = strings.TrimSpace(string(b)) == "Y"
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil {
+		h.UserNamespaces = strings.TrimSpace(string(b)) != "0"
+	}
+	if t.Kind() == policy.KindKata && t.ConfigPath != "" {
+		h.KataGuestSeccomp = kataGuestSeccomp(t.ConfigPath)
+	}
+	return h
+}
+
+// kataGuestSeccomp reports whether the Kata configuration at path has a hypervisor with
+// disable_guest_seccomp = false (Kata's default is true); false when it cannot be read.
+func kataGuestSeccomp(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var cfg struct {
+		Hypervisor map[string]struct {
+			DisableGuestSeccomp *bool `toml:"disable_guest_seccomp"`
+		} `toml:"hypervisor"`
+	}
+	if toml.Unmarshal(data, &cfg) != nil {
+		return false
+	}
+	for _, hv := range cfg.Hypervisor {
+		if hv.DisableGuestSeccomp != nil && !*hv.DisableGuestSeccomp {
+			return true
+		}
+	}
+	return false
+}
+
+func printControls(w io.Writer, e explanation) {
+	if len(e.Controls) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "controls: %d\n", len(e.Controls))
+	for _, c := range e.Controls {
+		fmt.Fprintf(w, "  - %-17s %-14s %s\n", c.ID, c.Status, c.Detail)
+	}
+	if e.HardeningError != "" {
+		fmt.Fprintf(w, "refused:  %s\n", e.HardeningError)
+	}
 }
 
 // specFile returns the config.json of a bundle directory, or the file given.

@@ -10,6 +10,7 @@ const (
 	FindingHostNamespace       = "host-namespace"
 	FindingSensitiveHostMount  = "sensitive-host-mount"
 	FindingDangerousCapability = "dangerous-capability"
+	FindingNonBaseline         = "non-baseline-capability"
 	FindingRunAsRoot           = "run-as-root"
 	FindingSeccompUnconfined   = "seccomp-unconfined"
 	FindingApparmorUnconfined  = "apparmor-unconfined"
@@ -27,6 +28,7 @@ var findingIDs = []string{
 	FindingHostNamespace,
 	FindingSensitiveHostMount,
 	FindingDangerousCapability,
+	FindingNonBaseline,
 	FindingRunAsRoot,
 	FindingSeccompUnconfined,
 	FindingApparmorUnconfined,
