@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening"
 )
 
 // auditRecord is one line of the decision log.
@@ -18,16 +19,18 @@ type auditRecord struct {
 	Pod       string    `json:"pod"`
 	Image     string    `json:"image,omitempty"`
 	classifier.Decision
+	// Controls are the tier's hardening controls and how each took effect.
+	Controls []hardening.Control `json:"controls,omitempty"`
 }
 
 // audit appends the decision to the policy's audit log. Every decision is
 // logged, denials included; a log that cannot be written fails the start,
 // so no workload runs unrecorded.
-func audit(path string, f flags, pod string, facts classifier.Facts, d classifier.Decision) error {
+func audit(path string, f flags, pod string, facts classifier.Facts, d classifier.Decision, controls []hardening.Control) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("audit log: %w: fix audit_log in the policy or the folder's permissions", err)
 	}
-	b, err := json.Marshal(auditRecord{Time: time.Now().UTC(), Namespace: f.namespace, ID: f.id, Pod: pod, Image: facts.Image, Decision: d})
+	b, err := json.Marshal(auditRecord{Time: time.Now().UTC(), Namespace: f.namespace, ID: f.id, Pod: pod, Image: facts.Image, Decision: d, Controls: controls})
 	if err != nil {
 		return err
 	}

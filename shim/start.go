@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/router"
@@ -29,6 +30,23 @@ const (
 	annotationSandboxID = "io.kubernetes.cri.sandbox-id"
 	annotationRuncGroup = "io.containerd.runc.v2.group"
 )
+
+// hardeningRule names, in a decision, a denial by the tier's hardening.
+const hardeningRule = "hardening"
+
+// harden hardens spec for the tier a run decision names, on this host, and
+// reports each control. A deny decision is left alone.
+func harden(pol *policy.Policy, spec *specs.Spec, d classifier.Decision) (*policy.Tier, []hardening.Control, error) {
+	if d.Action != classifier.ActionRun {
+		return nil, nil, nil
+	}
+	tier, ok := pol.Tier(d.Tier)
+	if !ok {
+		return nil, nil, fmt.Errorf("decision names tier %q, which %s does not define", d.Tier, pol.Source)
+	}
+	controls, err := hardening.Apply(spec, tier, readHost(tier))
+	return tier, controls, err
+}
 
 // podOf returns the group key of a container: its CRI sandbox, else its runc
 // group, else itself.
@@ -103,15 +121,19 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	} else {
 		d = classifier.Classify(pol, facts)
 	}
-	if err := audit(pol.AuditLog, f, podID, facts, d); err != nil {
+	tier, controls, err := harden(pol, spec, d)
+	if err != nil {
+		// A refusal of the tier's hardening is a denial too: audit it.
+		d = classifier.Decision{Action: classifier.ActionDeny, Rule: hardeningRule, Reason: err.Error(), Findings: d.Findings}
+	}
+	if aerr := audit(pol.AuditLog, f, podID, facts, d, controls); aerr != nil {
+		return "", aerr
+	}
+	if err != nil {
 		return "", err
 	}
 	if err := d.Err(); err != nil {
 		return "", err
-	}
-	tier, ok := pol.Tier(d.Tier)
-	if !ok {
-		return "", fmt.Errorf("decision names tier %q, which %s does not define", d.Tier, pol.Source)
 	}
 	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, f.publishBinary)
 	if err != nil {

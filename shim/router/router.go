@@ -202,23 +202,26 @@ func (s *Service) Connect(ctx context.Context, r *taskv2.ConnectRequest) (*taskv
 	return resp, nil
 }
 
-// Shutdown forwards to the container's delegate (which exits once it serves
-// nothing), forgets the container, and ends the router with its last one.
+// Shutdown forgets the container, forwards to its delegate (which exits once
+// it serves nothing) and ends the router with its last container. The
+// container is forgotten first: a delegate that serves one container (gVisor
+// without grouping) exits inside this very call, and its connection closing
+// must not look like a crash under a live container.
 func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
-	c, ok := s.containers[r.ID]
+	e, ok := s.containers[r.ID]
+	if ok {
+		delete(s.containers, r.ID)
+		e.refs--
+	}
 	s.mu.Unlock()
 	if ok {
-		if _, err := c.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
-			return nil, err
+		if _, err := e.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("delegate shutdown")
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.containers[r.ID]; ok {
-		delete(s.containers, r.ID)
-		cur.refs--
-	}
 	if len(s.containers) == 0 {
 		s.finishLocked()
 	}

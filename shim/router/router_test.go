@@ -29,6 +29,10 @@ type fakeDelegate struct {
 	taskv3.TTRPCTaskService
 	created  atomic.Value // *taskv3.CreateTaskRequest
 	accepted atomic.Int32
+	// exitOnShutdown makes Shutdown end the delegate inside the call, as
+	// gVisor's per-container shim and Kata (os.Exit) do.
+	exitOnShutdown bool
+	srv            *ttrpc.Server
 }
 
 func (f *fakeDelegate) Create(_ context.Context, r *taskv3.CreateTaskRequest) (*taskv3.CreateTaskResponse, error) {
@@ -45,6 +49,10 @@ func (f *fakeDelegate) Connect(_ context.Context, r *taskv3.ConnectRequest) (*ta
 }
 
 func (f *fakeDelegate) Shutdown(context.Context, *taskv3.ShutdownRequest) (*emptypb.Empty, error) {
+	if f.exitOnShutdown {
+		f.srv.Close()
+		time.Sleep(50 * time.Millisecond) // the router sees the connection end first
+	}
 	return &emptypb.Empty{}, nil
 }
 
@@ -79,6 +87,7 @@ func startDelegate(t *testing.T) (*fakeDelegate, string, *ttrpc.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fd.srv = srv
 	taskv3.RegisterTTRPCTaskService(srv, fd)
 	go srv.Serve(context.Background(), countingListener{l, &fd.accepted})
 	t.Cleanup(func() { srv.Close() })
@@ -216,5 +225,33 @@ func TestDelegateDeathEndsRouter(t *testing.T) {
 	case <-s.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("router kept running after its delegate died under a live container")
+	}
+}
+
+// A delegate that serves one container exits inside its Shutdown (gVisor without grouping):
+// that is no crash, and the router must keep serving the pod's other containers.
+func TestDelegateExitingOnShutdownIsNoCrash(t *testing.T) {
+	fa, addrA, _ := startDelegate(t)
+	fa.exitOnShutdown = true
+	_, addrB, _ := startDelegate(t)
+	s := New(nil)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addrA)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "b", Bundle: bundleFor(t, addrB)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Shutdown(ctx, &taskv2.ShutdownRequest{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-s.Done():
+		t.Fatal("router ended when a delegate exited after its container's Shutdown")
+	default:
+	}
+	if _, err := s.State(ctx, &taskv2.StateRequest{ID: "b"}); err != nil {
+		t.Fatalf("container b unreachable after a's delegate exited: %v", err)
 	}
 }
