@@ -10,13 +10,17 @@
 package kata
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -88,6 +92,7 @@ type Node struct {
 	ConfigPath string
 	// Dir holds the Kata config, fakevm's sockets and its log.
 	Dir string
+	ctr string // the daemon version's ctr
 }
 
 // StartNode starts containerd v with opts (see Options) and a fakevm in its mount namespace,
@@ -100,7 +105,10 @@ func StartNode(t harness.T, env harness.Env, v harness.Version, opts harness.Opt
 	// shim and removed the per-sandbox cgroups.
 	t.Cleanup(removeCgroupParents)
 	d := harness.StartContainerd(t, env, v, Options(env, opts))
-	n := &Node{Daemon: d, Dir: filepath.Join(d.Dir(), "kata")}
+	n := &Node{Daemon: d, Dir: filepath.Join(d.Dir(), "kata"), ctr: env.Ctr2}
+	if v == harness.V16 {
+		n.ctr = env.Ctr16
+	}
 	n.ConfigPath = filepath.Join(n.Dir, "configuration-remote.toml")
 	if err := os.Mkdir(n.Dir, 0o755); err != nil {
 		t.Fatalf("kata: %v", err)
@@ -141,6 +149,32 @@ func (n *Node) startFakeVM(bin, socket string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Ctr runs ctr against the daemon like Daemon.Ctr, but with a stdin that stays open until ctr
+// exits. Kata's CloseIO holds the shim's service lock until the process's stdin copy ends, and
+// that copy starts in Start, which needs the same lock: a CloseIO that arrives before Start (ctr
+// sends one as soon as its own stdin reaches EOF) deadlocks the shim for good. Same wait as
+// https://github.com/kata-containers/kata-containers/issues/10825; it happens without Triage.
+func (n *Node) Ctr(ctx context.Context, args ...string) (stdout, stderr string, exit int, err error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return "", "", -1, err
+	}
+	defer pw.Close()
+	var out, errOut bytes.Buffer
+	cmd := n.Command(ctx, n.ctr, append([]string{"-a", n.Address()}, args...)...)
+	cmd.Env = append(cmd.Env, "CONTAINERD_NAMESPACE=default")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, &errOut
+	err = cmd.Run()
+	pr.Close()
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ctx.Err() == nil {
+		return out.String(), errOut.String(), ee.ExitCode(), nil
+	}
+	if err != nil {
+		return out.String(), errOut.String(), -1, fmt.Errorf("ctr %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), 0, nil
 }
 
 // DirectArgs are `ctr run` arguments that run a container with Kata itself, without Triage:
