@@ -7,7 +7,7 @@ export GOTOOLCHAIN ?= local
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       := $(CURDIR)/bin
 LDFLAGS   := -s -w -X github.com/triage-runtime/triage/shim.Version=$(VERSION) -X github.com/triage-runtime/triage/cli.Version=$(VERSION)
-E2E_FLAGS ?= -count=1 -timeout 45m
+E2E_FLAGS ?= -count=1 -p 1 -timeout 45m
 
 .PHONY: all build test unit e2e bench demo lint clean
 all: build

@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/policy"
 )
 
@@ -332,7 +333,7 @@ func HostDeviceAccess(s *specs.Spec) string {
 	if s.Linux.Resources != nil {
 		for _, r := range s.Linux.Resources.Devices {
 			if r.Allow && !IsDefaultDeviceRule(r) {
-				ev = append(ev, "device cgroup allows "+DeviceRule(r))
+				ev = append(ev, "device cgroup allows "+execrule.DeviceRule(r))
 			}
 		}
 	}
@@ -363,25 +364,6 @@ func IsDefaultDeviceRule(r specs.LinuxDeviceCgroup) bool {
 		}
 		return r.Minor != nil && *r.Minor == d.minor
 	})
-}
-
-// DeviceRule formats a device cgroup rule as "TYPE MAJOR:MINOR ACCESS" ("c 1:3 rwm").
-func DeviceRule(r specs.LinuxDeviceCgroup) string {
-	typ, major, minor := r.Type, "*", "*"
-	if typ == "" {
-		typ = "a"
-	}
-	if r.Major != nil {
-		major = fmt.Sprint(*r.Major)
-	}
-	if r.Minor != nil {
-		minor = fmt.Sprint(*r.Minor)
-	}
-	access := r.Access
-	if access == "" {
-		access = "rwm"
-	}
-	return fmt.Sprintf("%s %s:%s %s", typ, major, minor, access)
 }
 
 // maskedProcPaths and readonlyProcPaths are the kernel interfaces every runtime hides by

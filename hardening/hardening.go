@@ -14,6 +14,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/policy"
 )
 
@@ -81,7 +82,7 @@ type Control struct {
 // compare with errors.Is.
 var (
 	// ErrInvalidSpec: the spec has no process, so there is nothing to harden.
-	ErrInvalidSpec = errors.New("invalid spec")
+	ErrInvalidSpec = execrule.ErrInvalidSpec
 	// ErrHostNamespace: the workload shares a host namespace and the tier denies it.
 	ErrHostNamespace = errors.New("host namespace not allowed")
 	// ErrSensitiveMount: the workload mounts a sensitive host path and the tier denies it.
@@ -89,37 +90,15 @@ var (
 	// ErrHostDevice: the workload is given host devices and the tier denies it.
 	ErrHostDevice = errors.New("host device not allowed")
 	// ErrRunAsRoot: the process runs as root and the tier denies it.
-	ErrRunAsRoot = errors.New("running as root not allowed")
+	ErrRunAsRoot = execrule.ErrRunAsRoot
 	// ErrPrivilegedExec: an exec asks for every capability in a tier that does not allow them.
-	ErrPrivilegedExec = errors.New("privileged exec not allowed")
+	ErrPrivilegedExec = execrule.ErrPrivilegedExec
 	// ErrDeviceUpdate: an update adds device access.
-	ErrDeviceUpdate = errors.New("device access update not allowed")
+	ErrDeviceUpdate = execrule.ErrDeviceUpdate
 )
 
 // Error is a refusal: what the workload needs, the control that forbids it, and the fix.
-type Error struct {
-	// Control is the control that refused, one of the Control* constants.
-	Control string
-	// Tier is the tier's name; Source where its hardening table is ("file:line:column").
-	Tier, Source string
-	// Msg says what the workload asks for and how to fix it.
-	Msg string
-	// Err is one of the Err* variables.
-	Err error
-}
-
-func (e *Error) Error() string {
-	where := fmt.Sprintf("[tier.%s.hardening] %s", e.Tier, e.Control)
-	if e.Tier == "" {
-		where = e.Control
-	}
-	if e.Source != "" {
-		where += " (" + e.Source + ")"
-	}
-	return fmt.Sprintf("triage: %s: %s: %s", e.Err, where, e.Msg)
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+type Error = execrule.Error
 
 // Apply hardens spec for tier t on host h: it changes the spec in place and returns one
 // Control per control, in a fixed order. The error joins one *Error per control that

@@ -7,67 +7,24 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/policy"
 )
 
-// isHostRoot reports whether uid is root on the host: uid 0 with no user namespace, or
-// with one that maps it to host uid 0. A user namespace joined by path (a pod's) is
-// taken as remapped, as the classifier does: its mapping is not in this spec.
-func isHostRoot(s *specs.Spec, uid uint32) bool {
-	if uid != 0 {
-		return false
-	}
-	userns, ok := classifier.Namespace(s, specs.UserNamespace)
-	if !ok {
-		return true
-	}
-	if userns.Path != "" {
-		return false
-	}
-	for _, m := range s.Linux.UIDMappings {
-		if m.ContainerID == 0 && m.Size > 0 {
-			return m.HostID == 0
-		}
-	}
-	return true
-}
-
 func (a *applier) runAsNonRoot() {
 	u := &a.spec.Process.User
-	c, err := runAsNonRoot(a.spec, u, a.cfg)
-	if err != nil {
-		a.refuse(ControlRunAsNonRoot, ErrRunAsRoot, "%s", err.msg)
-		return
-	}
-	a.report(ControlRunAsNonRoot, c.Status, "%s", c.Detail)
-}
-
-// rootRefusal is run_as_non_root = "deny" refusing a root process.
-type rootRefusal struct{ msg string }
-
-// runAsNonRoot applies the tier's rule to the user of a process of spec s.
-func runAsNonRoot(s *specs.Spec, u *specs.User, cfg *policy.Hardening) (Control, *rootRefusal) {
-	c := Control{ID: ControlRunAsNonRoot}
-	switch {
-	case !isHostRoot(s, u.UID):
-		c.Status, c.Detail = NotApplicable, fmt.Sprintf("runs as uid %d, not host root", u.UID)
-	case cfg.RunAsNonRoot == policy.RootAllow:
-		c.Status, c.Detail = Kept, "allowed: runs as root (uid 0)"
-	case cfg.RunAsNonRoot == policy.RootDeny:
-		return c, &rootRefusal{fmt.Sprintf("the process runs as root (uid 0): set runAsUser / USER to a non-zero uid, or set run_as_non_root = %q or to a \"UID:GID\"", policy.RootAllow)}
+	uid := u.UID
+	outcome, refusal := execrule.RunAsNonRoot(a.spec, u, string(a.cfg.RunAsNonRoot))
+	switch outcome {
+	case "":
+		a.refuse(ControlRunAsNonRoot, ErrRunAsRoot, "%s", refusal)
+	case execrule.RootNotApplicable:
+		a.report(ControlRunAsNonRoot, NotApplicable, "runs as uid %d, not host root", uid)
+	case execrule.RootKept:
+		a.report(ControlRunAsNonRoot, Kept, "allowed: runs as root (uid 0)")
 	default:
-		uid, gid, _ := cfg.RunAsNonRoot.User()
-		u.UID, u.GID = uid, gid
-		u.AdditionalGids = slices.DeleteFunc(u.AdditionalGids, func(g uint32) bool { return g == 0 })
-		c.Status, c.Detail = Enforced, fmt.Sprintf("uid 0 replaced by %d:%d, supplementary group 0 dropped", uid, gid)
+		a.report(ControlRunAsNonRoot, Enforced, "uid 0 replaced by %d:%d, supplementary group 0 dropped", u.UID, u.GID)
 	}
-	return c, nil
-}
-
-// capabilitySets returns pointers to the five capability sets of c.
-func capabilitySets(c *specs.LinuxCapabilities) []*[]string {
-	return []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient}
 }
 
 // allowedCapabilities returns the tier's allow-list as canonical names; nil means all.
@@ -83,32 +40,6 @@ func allowedCapabilities(cfg *policy.Hardening) map[string]bool {
 	return allow
 }
 
-// restrict keeps in each set of c only the capabilities allowed (nil allows all), and
-// returns the ones removed, sorted.
-func restrict(c *specs.LinuxCapabilities, allowed func(string) bool) []string {
-	dropped := map[string]bool{}
-	for _, set := range capabilitySets(c) {
-		kept := (*set)[:0:0]
-		for _, n := range *set {
-			name, _ := policy.CanonicalCapability(n)
-			if allowed(name) {
-				kept = append(kept, name)
-			} else {
-				dropped[name] = true
-			}
-		}
-		if *set != nil {
-			*set = kept
-		}
-	}
-	out := make([]string, 0, len(dropped))
-	for n := range dropped {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func (a *applier) capabilities() {
 	c := a.spec.Process.Capabilities
 	allow := allowedCapabilities(a.cfg)
@@ -120,7 +51,7 @@ func (a *applier) capabilities() {
 		a.report(ControlCapabilities, Kept, "every capability allowed (capabilities = [%q])", policy.AllCapabilities)
 		return
 	}
-	dropped := restrict(c, func(n string) bool { return allow[n] })
+	dropped := execrule.Restrict(c, func(n string) bool { return allow[n] })
 	if len(dropped) == 0 {
 		a.enforced(ControlCapabilities, "every requested capability is allowed")
 		return

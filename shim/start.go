@@ -188,7 +188,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 	}()
 
-	marker := state.Container{Pod: podID, Delegate: state.Delegate{
+	marker := state.Container{Pod: podID, Exec: hardening.ExecRules(tier), Delegate: state.Delegate{
 		Runtime: tier.Runtime, Binary: binary, Address: reply.Address, Version: reply.Version,
 	}}
 	if optsAny != nil {

@@ -5,9 +5,11 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,10 +18,12 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/state"
 )
@@ -59,6 +63,8 @@ type conn struct {
 type entry struct {
 	*conn
 	bundle string
+	// exec are the rules the container's execs follow.
+	exec execrule.Rules
 }
 
 var _ taskv2.TTRPCTaskService = (*Service)(nil)
@@ -172,7 +178,7 @@ func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*tas
 		if old, ok := s.containers[r.ID]; ok {
 			old.refs--
 		}
-		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle}
+		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle, exec: m.Exec}
 		c.refs++
 	}
 	s.mu.Unlock()
@@ -286,8 +292,49 @@ func (s *Service) Kill(ctx context.Context, r *taskv2.KillRequest) (*emptypb.Emp
 	return route(s, ctx, r, (*conn).Kill)
 }
 
+// Exec hardens the exec's process spec as the container's tier requires
+// before forwarding: an exec must not escape what the container was given.
 func (s *Service) Exec(ctx context.Context, r *taskv2.ExecProcessRequest) (*emptypb.Empty, error) {
-	return route(s, ctx, r, (*conn).Exec)
+	e, err := s.lookup(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.hardenExec(r); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return e.Exec(ctx, r)
+}
+
+func (e *entry) hardenExec(r *taskv2.ExecProcessRequest) error {
+	var p specs.Process
+	if err := json.Unmarshal(r.GetSpec().GetValue(), &p); err != nil {
+		return fmt.Errorf("exec %s: process spec: %w: %w", r.ExecID, err, errdefs.ErrInvalidArgument)
+	}
+	container, err := readSpec(e.bundle)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w: %w", r.ExecID, err, errdefs.ErrFailedPrecondition)
+	}
+	if err := execrule.Exec(&p, container, e.exec); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
+	}
+	b, err := json.Marshal(&p)
+	if err != nil {
+		return err
+	}
+	r.Spec = &anypb.Any{TypeUrl: r.Spec.GetTypeUrl(), Value: b}
+	return nil
+}
+
+func readSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	return &s, nil
 }
 
 func (s *Service) ResizePty(ctx context.Context, r *taskv2.ResizePtyRequest) (*emptypb.Empty, error) {
@@ -298,8 +345,23 @@ func (s *Service) CloseIO(ctx context.Context, r *taskv2.CloseIORequest) (*empty
 	return route(s, ctx, r, (*conn).CloseIO)
 }
 
+// Update refuses new device access: the container's tier decided it at
+// create.
 func (s *Service) Update(ctx context.Context, r *taskv2.UpdateTaskRequest) (*emptypb.Empty, error) {
-	return route(s, ctx, r, (*conn).Update)
+	e, err := s.lookup(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if res := r.GetResources(); res != nil {
+		var lr specs.LinuxResources
+		if err := json.Unmarshal(res.GetValue(), &lr); err != nil {
+			return nil, errgrpc.ToGRPC(fmt.Errorf("update %s: resources: %w: %w", r.ID, err, errdefs.ErrInvalidArgument))
+		}
+		if err := execrule.Update(&lr, e.exec); err != nil {
+			return nil, errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied))
+		}
+	}
+	return e.Update(ctx, r)
 }
 
 // Wait is forwarded as its own blocking call; containerd keeps several open.

@@ -2,9 +2,11 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,10 +17,12 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
@@ -28,6 +32,7 @@ import (
 type fakeDelegate struct {
 	taskv3.TTRPCTaskService
 	created  atomic.Value // *taskv3.CreateTaskRequest
+	execed   atomic.Value // *taskv3.ExecProcessRequest
 	accepted atomic.Int32
 	// exitOnShutdown makes Shutdown end the delegate inside the call, as
 	// gVisor's per-container shim and Kata (os.Exit) do.
@@ -253,5 +258,96 @@ func TestDelegateExitingOnShutdownIsNoCrash(t *testing.T) {
 	}
 	if _, err := s.State(ctx, &taskv2.StateRequest{ID: "b"}); err != nil {
 		t.Fatalf("container b unreachable after a's delegate exited: %v", err)
+	}
+}
+
+// bundleWithSpec is bundleFor with a container spec and exec rules.
+func bundleWithSpec(t *testing.T, addr string, spec *specs.Spec, rules execrule.Rules) string {
+	t.Helper()
+	b := bundleFor(t, addr)
+	m, err := state.ReadContainer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Exec = rules
+	if err := state.WriteContainer(b, m); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(b, "config.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fakeDelegate) Exec(_ context.Context, r *taskv3.ExecProcessRequest) (*emptypb.Empty, error) {
+	f.execed.Store(r)
+	return &emptypb.Empty{}, nil
+}
+
+func (f *fakeDelegate) Update(context.Context, *taskv3.UpdateTaskRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+func TestExecIsHardened(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	baseline := []string{"CAP_CHOWN", "CAP_KILL"}
+	container := &specs.Spec{Process: &specs.Process{
+		NoNewPrivileges: true,
+		Capabilities:    &specs.LinuxCapabilities{Bounding: baseline, Effective: baseline, Permitted: baseline},
+	}}
+	rules := execrule.Rules{Tier: "trusted", AllowedCapabilities: []string{"CAP_CHOWN", "CAP_KILL", "CAP_SETUID"}}
+	s := New(nil)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: bundleWithSpec(t, addr, container, rules)}); err != nil {
+		t.Fatal(err)
+	}
+	execReq := func(p *specs.Process) *taskv2.ExecProcessRequest {
+		b, _ := json.Marshal(p)
+		return &taskv2.ExecProcessRequest{ID: "c", ExecID: "e", Spec: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", Value: b}}
+	}
+
+	// `exec --privileged` (nerdctl) asks for every capability: refused, never forwarded.
+	all := []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_ADMIN"}
+	_, err := s.Exec(ctx, execReq(&specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: all, Effective: all}}))
+	if !errdefs.IsPermissionDenied(errgrpc.ToNative(err)) || !strings.Contains(err.Error(), "CAP_SYS_ADMIN") {
+		t.Fatalf("privileged exec: %v, want PermissionDenied naming CAP_SYS_ADMIN", err)
+	}
+	if fd.execed.Load() != nil {
+		t.Fatal("a refused exec reached the delegate")
+	}
+
+	// An allowed exec is narrowed to the container's bounding set and keeps noNewPrivileges.
+	asks := []string{"CAP_CHOWN", "CAP_SETUID"}
+	if _, err := s.Exec(ctx, execReq(&specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: asks, Effective: asks}})); err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	var got specs.Process
+	if err := json.Unmarshal(fd.execed.Load().(*taskv3.ExecProcessRequest).Spec.Value, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.NoNewPrivileges || strings.Join(got.Capabilities.Effective, ",") != "CAP_CHOWN" {
+		t.Fatalf("delegate got exec process %+v caps %v; want noNewPrivileges and only CAP_CHOWN", got, got.Capabilities.Effective)
+	}
+}
+
+func TestUpdateCannotAddDevices(t *testing.T) {
+	_, addr, _ := startDelegate(t)
+	s := New(nil)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "trusted"})}); err != nil {
+		t.Fatal(err)
+	}
+	res := func(r *specs.LinuxResources) *taskv2.UpdateTaskRequest {
+		b, _ := json.Marshal(r)
+		return &taskv2.UpdateTaskRequest{ID: "c", Resources: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", Value: b}}
+	}
+	limit := int64(100)
+	if _, err := s.Update(ctx, res(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}})); err != nil {
+		t.Fatalf("update of a limit: %v", err)
+	}
+	_, err := s.Update(ctx, res(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}))
+	if !errdefs.IsPermissionDenied(errgrpc.ToNative(err)) {
+		t.Fatalf("update allowing every device: %v, want PermissionDenied", err)
 	}
 }

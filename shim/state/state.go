@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/triage-runtime/triage/hardening/execrule"
 )
 
 // markerName is the bundle file that records how a container was routed.
@@ -33,6 +35,8 @@ type Container struct {
 	// Pod is the group key: the sandbox id, the runc group, or the id.
 	Pod      string   `json:"pod"`
 	Delegate Delegate `json:"delegate"`
+	// Exec are the rules every exec into the container follows.
+	Exec execrule.Rules `json:"exec"`
 }
 
 // ErrNoMarker is returned when a bundle has no Triage marker: Triage's start
