@@ -48,6 +48,16 @@ func harden(pol *policy.Policy, spec *specs.Spec, d classifier.Decision) (*polic
 	return tier, controls, err
 }
 
+// requestedCapabilities is the bounding set the container asked for, before
+// hardening; never nil, so an exec is judged against it.
+func requestedCapabilities(spec *specs.Spec) []string {
+	caps := []string{}
+	if spec.Process != nil && spec.Process.Capabilities != nil {
+		caps = append(caps, spec.Process.Capabilities.Bounding...)
+	}
+	return caps
+}
+
 // podOf returns the group key of a container: its CRI sandbox, else its runc
 // group, else itself.
 func podOf(spec *specs.Spec, id string) string {
@@ -121,6 +131,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	} else {
 		d = classifier.Classify(pol, facts)
 	}
+	requested := requestedCapabilities(spec)
 	tier, controls, err := harden(pol, spec, d)
 	if err != nil {
 		// A refusal of the tier's hardening is a denial too: audit it.
@@ -188,7 +199,9 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 	}()
 
-	marker := state.Container{Pod: podID, Exec: hardening.ExecRules(tier), Delegate: state.Delegate{
+	rules := hardening.ExecRules(tier)
+	rules.Requested = requested
+	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{
 		Runtime: tier.Runtime, Binary: binary, Address: reply.Address, Version: reply.Version,
 	}}
 	if optsAny != nil {

@@ -23,6 +23,11 @@ type Rules struct {
 	AllCapabilities bool `json:"all_capabilities,omitempty"`
 	// AllowedCapabilities is the tier's allow-list, as CAP_ names.
 	AllowedCapabilities []string `json:"allowed_capabilities,omitempty"`
+	// Requested are the capabilities the container itself asked for (its bounding set
+	// before hardening), when known. Clients build an exec's process from the container's
+	// record, so a normal exec asks for these and is narrowed like the container was; an
+	// exec asking for more is an escalation. When unknown, the allow-list decides.
+	Requested []string `json:"requested,omitempty"`
 	// NoNewPrivileges: the tier sets noNewPrivileges on every process.
 	NoNewPrivileges bool `json:"no_new_privileges"`
 	// RunAsNonRoot is the tier's run_as_non_root: "allow", "deny" or "UID[:GID]".
@@ -75,8 +80,9 @@ func (r Rules) refuse(control string, class error, msg string) *Error {
 
 // Exec hardens the process spec p of an exec into a container whose (hardened) spec is
 // container, in place:
-//   - a capability the tier does not allow is refused (`exec --privileged` asks for every
-//     one); the others are narrowed to the container's bounding set;
+//   - a capability the container did not ask for itself (or, when that is unknown, that the
+//     tier does not allow) is refused: `exec --privileged` asks for every one; the others
+//     are narrowed to the container's hardened bounding set;
 //   - noNewPrivileges is set if the container's process or the tier has it;
 //   - the user follows run_as_non_root;
 //   - the AppArmor profile and SELinux label are the container's, so an exec cannot leave
@@ -87,11 +93,14 @@ func Exec(p *specs.Process, container *specs.Spec, r Rules) error {
 	}
 	cp := container.Process
 	if p.Capabilities != nil {
-		if !r.AllCapabilities {
-			allowed := setOf(r.AllowedCapabilities)
+		if r.Requested != nil || !r.AllCapabilities {
+			allowed, what := setOf(r.AllowedCapabilities), "the tier does not allow"
+			if r.Requested != nil {
+				allowed, what = setOf(r.Requested), "its container did not ask for"
+			}
 			if forbidden := Restrict(clone(p.Capabilities), func(n string) bool { return allowed[n] }); len(forbidden) > 0 {
 				return r.refuse(ControlCapabilities, ErrPrivilegedExec, fmt.Sprintf(
-					"the exec asks for %s, which the tier does not allow: exec without --privileged, or add them to capabilities", strings.Join(forbidden, ", ")))
+					"the exec asks for %s, which %s: exec without --privileged, or recreate the container with them (and allow them in capabilities)", strings.Join(forbidden, ", "), what))
 			}
 		}
 		var bounding map[string]bool
