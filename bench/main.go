@@ -18,21 +18,45 @@ import (
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 
 	"github.com/triage-runtime/triage/e2e/harness"
+	"github.com/triage-runtime/triage/e2e/kata"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
-const policyTOML = `default_tier = "trusted"
+// policyTOML has a pass-through runc tier (hardening that changes nothing, so the router's
+// own cost is measured against runc alone), the same runc tier with the default hardening,
+// and a gVisor tier; labels pick the tier.
+const policyTOML = `default_tier = "passthrough"
 audit_log = "%s"
 
-[tier.trusted]
+[tier.passthrough]
 strength = 10
+runtime = "io.containerd.runc.v2"
+  [tier.passthrough.hardening]
+  seccomp = "keep"
+  capabilities = ["ALL"]
+  no_new_privileges = false
+  mask_proc = false
+  pids_limit = 0
+  host_namespaces = "allow"
+  sensitive_mounts = "allow"
+  host_devices = "allow"
+
+[tier.hardened]
+strength = 15
 runtime = "io.containerd.runc.v2"
 
 [tier.sandboxed]
 strength = 20
 runtime = "io.containerd.runsc.v1"
 config_path = "%s"
+
+[[rule]]
+name = "hardened-on-request"
+tier = "hardened"
+reason = "bench: the hardening pairs"
+  [rule.match]
+  labels = { "bench" = "hardened" }
 
 [[rule]]
 name = "gvisor-on-request"
@@ -47,6 +71,8 @@ type bench struct {
 	d      *harness.Daemon
 	policy string
 	seq    int
+	// run runs ctr against d (Kata nodes keep ctr's stdin open).
+	run func(ctx context.Context, args ...string) (string, string, int, error)
 }
 
 func main() {
@@ -73,15 +99,22 @@ func main() {
 	for _, v := range []harness.Version{harness.V2, harness.V16} {
 		b := newBench(p, env, bin, v)
 		fmt.Fprintf(&report, "## %v\n\n", v)
-		report.WriteString("| comparison | Triage median | direct median | median ratio (Triage/direct) | target |\n|---|---|---|---|---|\n")
-		b.startToExit(&report, "`ctr run --rm … true`: Triage→runc / runc shim", *pairs,
-			nil, []string{"--runtime", "io.containerd.runc.v2"}, "≤ 1.05")
-		b.startToExit(&report, "`ctr run --rm … true`: Triage→runsc / runsc shim (systrap)", *pairs/2,
-			[]string{"--label", "bench=gvisor"},
+		report.WriteString("| comparison (A / B) | A median | B median | median ratio A/B | target |\n|---|---|---|---|---|\n")
+		triage := b.triageArgs()
+		b.startToExit(&report, "`ctr run --rm … true`: Triage→runc (pass-through hardening) / runc shim", *pairs,
+			triage, []string{"--runtime", "io.containerd.runc.v2"}, "≤ 1.05")
+		b.startToExit(&report, "cost of the default hardening: Triage→runc hardened / Triage→runc pass-through", *pairs,
+			append(b.triageArgs(), "--label", "bench=hardened"), triage, "(reported)")
+		b.startToExit(&report, "`ctr run --rm … true`: Triage→runsc (default hardening) / runsc shim (systrap)", *pairs/2,
+			append(b.triageArgs(), "--label", "bench=gvisor"),
 			[]string{"--runtime", "io.containerd.runsc.v1", "--runtime-config-path", b.d.RunscConfig(),
 				"--annotation", "io.kubernetes.cri.container-type=sandbox"}, "≤ 1.05")
 		b.rpcLatency(&report, *rpcs)
 		b.memory(&report)
+		p.Close()
+		k := newKataBench(p, env, bin, v)
+		k.startToExit(&report, "`ctr run --rm … true`: Triage→Kata (default hardening) / Kata shim (fake VM: Kata's remote hypervisor + fakevm)", *pairs/2,
+			k.triageArgs(), k.kataDirect, "≤ 1.05")
 		report.WriteString("\n")
 		p.Close()
 	}
@@ -112,6 +145,7 @@ func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version
 	p.Cleanup(func() { os.RemoveAll(dir) })
 	b := &bench{p: p, policy: filepath.Join(dir, "policy.toml")}
 	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}})
+	b.run = b.d.Ctr
 	pol := fmt.Sprintf(policyTOML, filepath.Join(dir, "decisions.jsonl"), b.d.RunscConfig())
 	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
 		p.Fatalf("%v", err)
@@ -119,11 +153,33 @@ func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version
 	return b
 }
 
+// kataBench is a bench on a node that runs the real Kata shim with a fake VM.
+type kataBench struct {
+	*bench
+	kataDirect []string
+}
+
+func newKataBench(p *harness.Program, env harness.Env, bin string, v harness.Version) kataBench {
+	dir, err := os.MkdirTemp("", "triage-bench")
+	if err != nil {
+		p.Fatalf("%v", err)
+	}
+	p.Cleanup(func() { os.RemoveAll(dir) })
+	n := kata.StartNode(p, env, v, harness.Options{ExtraPath: []string{bin}})
+	b := &bench{p: p, d: n.Daemon, policy: filepath.Join(dir, "policy.toml"), run: n.Ctr}
+	pol := fmt.Sprintf("default_tier = \"isolated\"\naudit_log = %q\n\n[tier.isolated]\nstrength = 30\nruntime = \"io.containerd.kata.v2\"\nconfig_path = %q\n",
+		filepath.Join(dir, "decisions.jsonl"), n.ConfigPath)
+	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
+		p.Fatalf("%v", err)
+	}
+	return kataBench{bench: b, kataDirect: n.DirectArgs()}
+}
+
 func (b *bench) ctr(args ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	_, stderr, code, err := b.d.Ctr(ctx, args...)
+	_, stderr, code, err := b.run(ctx, args...)
 	el := time.Since(start)
 	if err != nil {
 		return 0, err
@@ -148,9 +204,14 @@ func (b *bench) runOnce(runtimeArgs []string) time.Duration {
 	return el
 }
 
-// startToExit times `ctr run --rm` through Triage and directly, in alternating pairs.
-func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triageExtra, direct []string, target string) {
-	triage := append([]string{"--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy}, triageExtra...)
+// triageArgs are `ctr run` flags that route through Triage with the bench policy.
+func (b *bench) triageArgs() []string {
+	return []string{"--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy}
+}
+
+// startToExit times `ctr run --rm … true` with the triage flags and the direct ones, in
+// alternating pairs.
+func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triage, direct []string, target string) {
 	b.runOnce(triage) // warm both paths (page cache, first-run setup)
 	b.runOnce(direct)
 	var tr, dr, ratios []float64
