@@ -212,3 +212,51 @@ func TestCyclesLeakNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestTierThatCannotRun(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		env := harness.LoadEnv(t)
+		env.RequireKata(t)
+		n := startNode(t, v, `default_tier = "fast"
+audit_log = "@AUDIT@"
+
+# A tier whose delegate is not installed, with a stronger fallback.
+[tier.fast]
+strength = 10
+runtime = "io.containerd.nosuch.v1"
+fallback = "sandboxed"
+
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+config_path = "@RUNSC_CONFIG@"
+
+# Kata with a local QEMU VM: this machine has no /dev/vhost-vsock.
+[tier.isolated]
+strength = 30
+runtime = "io.containerd.kata.v2"
+shim_path = "`+env.KataShim+`"
+config_path = "@DIR@/kata-qemu.toml"
+`)
+		if err := os.WriteFile(n.Dir()+"/kata-qemu.toml", []byte("[hypervisor.qemu]\npath = \"/usr/bin/qemu-system-x86_64\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := n.snapshot()
+
+		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("fb"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		if code != 0 || !strings.Contains(out, "gVisor") {
+			t.Fatalf("tier fast falls back to gVisor: exit %d, out %q, stderr %q", code, out, stderr)
+		}
+		if d := lastDecision(t, n); d["tier"] != "sandboxed" || !strings.Contains(d["reason"].(string), `runs in its fallback "sandboxed"`) {
+			t.Fatalf("decision %v: want tier sandboxed, the fallback named in the reason", d)
+		}
+
+		_, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=isolated", image, n.ID("kata"), "true")...)
+		if code == 0 || !strings.Contains(stderr, `tier "isolated" cannot run on this node`) || !strings.Contains(stderr, "/dev/") {
+			t.Fatalf("Kata tier without VM devices: exit %d, stderr %q; want a denial naming the tier and the missing device", code, stderr)
+		}
+		t.Logf("ctr says: %s", stderr)
+		n.ctr("container", "delete", n.ID("kata"))
+		n.assertSettled(before)
+	})
+}

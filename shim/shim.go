@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/containerd/api/types"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/triage-runtime/triage/shim/router"
 )
 
 // RuntimeType is the containerd runtime type served by this shim.
@@ -80,6 +82,7 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("-namespace and -id are required (this binary is started by containerd for runtime %s)", RuntimeType)
 	}
+	router.SetupLogging(f.debug)
 	switch f.action {
 	case "start":
 		in, err := io.ReadAll(stdin)

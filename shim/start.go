@@ -31,21 +31,36 @@ const (
 	annotationRuncGroup = "io.containerd.runc.v2.group"
 )
 
-// hardeningRule names, in a decision, a denial by the tier's hardening.
-const hardeningRule = "hardening"
+// placementRule names, in a decision, a denial after classification: the
+// tier cannot run on this node, or its hardening refuses the workload.
+const placementRule = "placement"
 
-// harden hardens spec for the tier a run decision names, on this host, and
-// reports each control. A deny decision is left alone.
-func harden(pol *policy.Policy, spec *specs.Spec, d classifier.Decision) (*policy.Tier, []hardening.Control, error) {
+// place finds where a run decision runs on this node: its tier, or, when the
+// tier cannot run here and the policy names a fallback (always stronger),
+// the fallback. It returns the tier, its delegate shim binary and the
+// decision as amended. A deny decision is returned as it is.
+func place(ctx context.Context, pol *policy.Policy, d classifier.Decision, publishBinary string) (*policy.Tier, string, classifier.Decision, error) {
 	if d.Action != classifier.ActionRun {
-		return nil, nil, nil
+		return nil, "", d, nil
 	}
 	tier, ok := pol.Tier(d.Tier)
 	if !ok {
-		return nil, nil, fmt.Errorf("decision names tier %q, which %s does not define", d.Tier, pol.Source)
+		return nil, "", d, fmt.Errorf("decision names tier %q, which %s does not define", d.Tier, pol.Source)
 	}
-	controls, err := hardening.Apply(spec, tier, readHost(tier))
-	return tier, controls, err
+	for range pol.Tiers {
+		binary, err := runnable(tier, publishBinary)
+		if err == nil {
+			return tier, binary, d, nil
+		}
+		if tier.Fallback == "" {
+			return nil, "", d, fmt.Errorf("tier %q cannot run on this node: %w; fix the node (see `triage doctor`) or set a stronger fallback tier for %q in %s", tier.Name, err, tier.Name, pol.Source)
+		}
+		fb, _ := pol.Tier(tier.Fallback)
+		log.G(ctx).WithError(err).WithFields(log.Fields{"tier": tier.Name, "fallback": fb.Name}).Warn("tier cannot run on this node: falling back to a stronger tier")
+		d.Reason += fmt.Sprintf("; tier %q cannot run on this node (%v): runs in its fallback %q", tier.Name, err, fb.Name)
+		d.Tier, d.Runtime, tier = fb.Name, fb.Runtime, fb
+	}
+	return nil, "", d, fmt.Errorf("the fallbacks of tier %q loop in %s", d.Tier, pol.Source)
 }
 
 // requestedCapabilities is the bounding set the container asked for, before
@@ -132,10 +147,14 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		d = classifier.Classify(pol, facts)
 	}
 	requested := requestedCapabilities(spec)
-	tier, controls, err := harden(pol, spec, d)
+	tier, binary, d, err := place(ctx, pol, d, f.publishBinary)
+	var controls []hardening.Control
+	if err == nil && tier != nil {
+		controls, err = hardening.Apply(spec, tier, readHost(tier))
+	}
 	if err != nil {
-		// A refusal of the tier's hardening is a denial too: audit it.
-		d = classifier.Decision{Action: classifier.ActionDeny, Rule: hardeningRule, Reason: err.Error(), Findings: d.Findings}
+		// A tier that cannot run here, or refuses the workload, is a denial too: audit it.
+		d = classifier.Decision{Action: classifier.ActionDeny, Rule: placementRule, Reason: err.Error(), Findings: d.Findings}
 	}
 	if aerr := audit(pol.AuditLog, f, podID, facts, d, controls); aerr != nil {
 		return "", aerr
@@ -145,10 +164,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if err := d.Err(); err != nil {
 		return "", err
-	}
-	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, f.publishBinary)
-	if err != nil {
-		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
 	}
 	opts := delegateOptions(tier)
 	optsAny, err := opts.Any()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"fmt"
 	"net"
 	"os"
@@ -39,7 +40,7 @@ func Main(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	setupLogging(*debug)
+	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
 	if err := serve(ctx); err != nil {
 		log.G(ctx).WithError(err).Error("router")
@@ -97,15 +98,18 @@ func serve(ctx context.Context) error {
 	return nil
 }
 
-// setupLogging sends the daemon's logs to the bundle's "log" fifo, which
-// containerd copies into its own log.
-func setupLogging(debug bool) {
+// SetupLogging sends the process's logs to the bundle's "log" fifo (in the
+// working directory), which containerd copies into its own log; without it
+// they are dropped. Never stderr: containerd reads a shim's start reply from
+// its combined output.
+func SetupLogging(debug bool) {
 	logrus.SetFormatter(&logrus.TextFormatter{TimestampFormat: log.RFC3339NanoFixed, FullTimestamp: true})
 	if debug {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
 	fifo, err := os.OpenFile("log", os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		logrus.SetOutput(io.Discard)
 		return
 	}
 	logrus.SetOutput(fifo)
