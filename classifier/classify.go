@@ -54,11 +54,34 @@ func decide(p *policy.Policy, f *Facts, findings []Finding) Decision {
 	if f.Spec == nil || f.Spec.Process == nil {
 		return deny(RuleInvalidSpec, findings[0].Evidence+": the workload cannot be classified")
 	}
-	d := ruleDecision(p, f.subject(findings))
+	s := f.subject(findings)
+	d := ruleDecision(p, s)
+	// CRI records a container's image as the first name of its image id, which can be
+	// another tag of the same content than the one the pod asked for; the kubelet's name is
+	// in the spec. Rules see both, and the stronger outcome stands.
+	if asked := f.annotations()[AnnotationImageName]; f.Namespace == CRINamespace && asked != "" && asked != s.Image {
+		alt := *s
+		alt.Image = asked
+		d = stronger(p, d, ruleDecision(p, &alt))
+	}
 	if d.Action != ActionRun {
 		return d
 	}
 	return applyRequests(p, f, d)
+}
+
+// stronger returns the decision that isolates more: a denial, else the stronger tier
+// (a on a tie).
+func stronger(p *policy.Policy, a, b Decision) Decision {
+	switch {
+	case a.Action != ActionRun:
+		return a
+	case b.Action != ActionRun:
+		return b
+	case p.Tiers[b.Tier].Strength > p.Tiers[a.Tier].Strength:
+		return b
+	}
+	return a
 }
 
 // ruleDecision applies the first matching rule, or the default tier.

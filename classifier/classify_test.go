@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/triage-runtime/triage/policy"
 )
 
@@ -267,5 +269,41 @@ func TestDecisionJSON(t *testing.T) {
 	want := `{"action":"run","tier":"trusted","runtime":"io.containerd.runc.v2","rule":"default","reason":"no rule matched: the policy's default tier","findings":[{"id":"writable-rootfs","evidence":"root filesystem is writable"}]}`
 	if string(data) != want {
 		t.Errorf("JSON =\n%s\nwant\n%s", data, want)
+	}
+}
+
+// CRI may record a container's image under another tag of the same content: image rules
+// see the name the kubelet asked for too, and the stronger outcome stands.
+func TestImageRulesSeeTheKubeletsImageName(t *testing.T) {
+	p, err := policy.Parse("p.toml", []byte(`default_tier = "trusted"
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.runc.v2"
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+[[rule]]
+name = "untrusted"
+tier = "sandboxed"
+reason = "untrusted registry"
+  [rule.match]
+  images = ["registry.untrusted.example/*"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &specs.Spec{Process: &specs.Process{}, Annotations: map[string]string{AnnotationImageName: "registry.untrusted.example/tool:1"}}
+	for _, tc := range []struct {
+		name, ns, want string
+	}{
+		{name: "CRI: the kubelet's name counts", ns: CRINamespace, want: "sandboxed"},
+		{name: "elsewhere the annotation is not believed", ns: "default", want: "trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Classify(p, Facts{Spec: spec, Namespace: tc.ns, Image: "docker.io/library/busybox:e2e"})
+			if d.Tier != tc.want {
+				t.Fatalf("tier %q (rule %s), want %q", d.Tier, d.Rule, tc.want)
+			}
+		})
 	}
 }
