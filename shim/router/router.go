@@ -65,6 +65,8 @@ type entry struct {
 	bundle string
 	// exec are the rules the container's execs follow.
 	exec execrule.Rules
+	// started gates CloseIO until Start (Kata only; nil otherwise).
+	started *startGate
 }
 
 var _ taskv2.TTRPCTaskService = (*Service)(nil)
@@ -178,7 +180,7 @@ func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*tas
 		if old, ok := s.containers[r.ID]; ok {
 			old.refs--
 		}
-		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle, exec: m.Exec}
+		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle, exec: m.Exec, started: newStartGate(m.Delegate.Runtime)}
 		c.refs++
 	}
 	s.mu.Unlock()
@@ -249,7 +251,12 @@ func (s *Service) State(ctx context.Context, r *taskv2.StateRequest) (*taskv2.St
 }
 
 func (s *Service) Start(ctx context.Context, r *taskv2.StartRequest) (*taskv2.StartResponse, error) {
-	return route(s, ctx, r, (*conn).Start)
+	e, err := s.lookup(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.started.release(r.ExecID)
+	return e.Start(ctx, r)
 }
 
 // Delete forwards, and records a clean delete of the container in its bundle:
@@ -261,8 +268,12 @@ func (s *Service) Delete(ctx context.Context, r *taskv2.DeleteRequest) (*taskv2.
 		return nil, err
 	}
 	resp, err := c.Delete(ctx, r)
-	if err != nil || r.ExecID != "" {
+	if err != nil {
 		return resp, err
+	}
+	c.started.release(r.ExecID)
+	if r.ExecID != "" {
+		return resp, nil
 	}
 	if b, merr := proto.Marshal(resp); merr == nil {
 		if werr := state.WriteExit(c.bundle, b); werr != nil {
@@ -302,7 +313,11 @@ func (s *Service) Exec(ctx context.Context, r *taskv2.ExecProcessRequest) (*empt
 	if err := e.hardenExec(r); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	return e.Exec(ctx, r)
+	resp, err := e.Exec(ctx, r)
+	if err == nil {
+		e.started.expect(r.ExecID)
+	}
+	return resp, err
 }
 
 func (e *entry) hardenExec(r *taskv2.ExecProcessRequest) error {
@@ -341,8 +356,16 @@ func (s *Service) ResizePty(ctx context.Context, r *taskv2.ResizePtyRequest) (*e
 	return route(s, ctx, r, (*conn).ResizePty)
 }
 
+// CloseIO waits for the process's Start where the delegate needs it (see startGate).
 func (s *Service) CloseIO(ctx context.Context, r *taskv2.CloseIORequest) (*emptypb.Empty, error) {
-	return route(s, ctx, r, (*conn).CloseIO)
+	e, err := s.lookup(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.started.wait(ctx, r.ExecID); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return e.CloseIO(ctx, r)
 }
 
 // Update refuses new device access: the container's tier decided it at

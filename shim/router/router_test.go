@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ type fakeDelegate struct {
 	taskv3.TTRPCTaskService
 	created  atomic.Value // *taskv3.CreateTaskRequest
 	execed   atomic.Value // *taskv3.ExecProcessRequest
+	order    calls
 	accepted atomic.Int32
 	// exitOnShutdown makes Shutdown end the delegate inside the call, as
 	// gVisor's per-container shim and Kata (os.Exit) do.
@@ -349,5 +351,60 @@ func TestUpdateCannotAddDevices(t *testing.T) {
 	_, err := s.Update(ctx, res(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}))
 	if !errdefs.IsPermissionDenied(errgrpc.ToNative(err)) {
 		t.Fatalf("update allowing every device: %v, want PermissionDenied", err)
+	}
+}
+
+func (f *fakeDelegate) Start(_ context.Context, r *taskv3.StartRequest) (*taskv3.StartResponse, error) {
+	f.order.Add("start " + r.ExecID)
+	return &taskv3.StartResponse{Pid: 1}, nil
+}
+
+func (f *fakeDelegate) CloseIO(_ context.Context, r *taskv3.CloseIORequest) (*emptypb.Empty, error) {
+	f.order.Add("closeio " + r.ExecID)
+	return &emptypb.Empty{}, nil
+}
+
+// calls records the order in which the fake delegate saw calls.
+type calls struct {
+	mu sync.Mutex
+	s  []string
+}
+
+func (c *calls) Add(s string) { c.mu.Lock(); c.s = append(c.s, s); c.mu.Unlock() }
+func (c *calls) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.s, ", ")
+}
+
+// A CloseIO sent before Start reaches a Kata delegate only after Start: the other order
+// deadlocks Kata's shim.
+func TestKataCloseIOWaitsForStart(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	b := bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "isolated"})
+	m, _ := state.ReadContainer(b)
+	m.Delegate.Runtime = "io.containerd.kata.v2"
+	if err := state.WriteContainer(b, m); err != nil {
+		t.Fatal(err)
+	}
+	s := New(nil)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: b}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_, err := s.CloseIO(ctx, &taskv2.CloseIORequest{ID: "c", Stdin: true})
+		closed <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := s.Start(ctx, &taskv2.StartRequest{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := fd.order.String(); got != "start , closeio " {
+		t.Fatalf("the Kata delegate saw %q, want Start before CloseIO", got)
 	}
 }
