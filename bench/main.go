@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -111,6 +112,7 @@ func main() {
 				"--annotation", "io.kubernetes.cri.container-type=sandbox"}, "≤ 1.05")
 		b.rpcLatency(&report, *rpcs)
 		b.memory(&report)
+		b.podStart(&report, *pairs/3, 20)
 		p.Close()
 		k := newKataBench(p, env, bin, v)
 		k.startToExit(&report, "`ctr run --rm … true`: Triage→Kata (default hardening) / Kata shim (fake VM: Kata's remote hypervisor + fakevm)", *pairs/2,
@@ -144,7 +146,11 @@ func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version
 	}
 	p.Cleanup(func() { os.RemoveAll(dir) })
 	b := &bench{p: p, policy: filepath.Join(dir, "policy.toml")}
-	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}})
+	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}, Runtimes: []harness.Runtime{{
+		Name: "triage", Type: "io.containerd.triage.v2",
+		Options:        map[string]string{"TypeUrl": "io.containerd.triage.v2.options", "ConfigPath": b.policy},
+		PodAnnotations: []string{"triage.io/*"}, ContainerAnnotations: []string{"triage.io/*"},
+	}}})
 	b.run = b.d.Ctr
 	pol := fmt.Sprintf(policyTOML, filepath.Join(dir, "decisions.jsonl"), b.d.RunscConfig())
 	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
@@ -314,6 +320,101 @@ func (b *bench) memory(w *strings.Builder) {
 		b.ctr("task", "delete", id)
 		b.ctr("container", "delete", id)
 	}
+}
+
+// podStart times a CRI pod start (runp, create, start of one container) with the triage
+// handler against the runc handler: serially in alternating pairs, then batches of `batch`
+// pods started at once, alternating handlers.
+func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
+	dir, err := os.MkdirTemp("", "triage-bench-pods")
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	var started []string
+	start := func(handler string) time.Duration {
+		name := b.id()
+		podFile, ctrFile := filepath.Join(dir, name+".pod.json"), filepath.Join(dir, name+".ctr.json")
+		os.WriteFile(podFile, []byte(fmt.Sprintf(`{"metadata":{"name":%q,"namespace":"bench","uid":%q},"log_directory":%q}`, name, name, filepath.Join(dir, name))), 0o644)
+		os.WriteFile(ctrFile, []byte(fmt.Sprintf(`{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","600"],"log_path":"c.log"}`, harness.BusyboxImage)), 0o644)
+		t0 := time.Now()
+		podID := b.crictl("runp", "--runtime", handler, podFile)
+		b.crictl("start", b.crictl("create", podID, ctrFile, podFile))
+		el := time.Since(t0)
+		started = append(started, podID)
+		return el
+	}
+	cleanup := func() {
+		for _, id := range started {
+			b.crictl("stopp", id)
+			b.crictl("rmp", id)
+		}
+		started = nil
+	}
+	start("triage") // warm both handlers
+	start("runc")
+	cleanup()
+	var tr, dr, ratios []float64
+	for i := range pairs {
+		var t, d time.Duration
+		if i%2 == 0 {
+			t, d = start("triage"), start("runc")
+		} else {
+			d, t = start("runc"), start("triage")
+		}
+		cleanup()
+		tr, dr = append(tr, ms(t)), append(dr, ms(d))
+		ratios = append(ratios, float64(t)/float64(d))
+	}
+	fmt.Fprintf(w, "| CRI pod start (runp + create + start), serial (%d pairs): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", pairs, median(tr), median(dr), median(ratios))
+	parallel := func(handler string) time.Duration {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mu.Lock()
+				name := b.id()
+				mu.Unlock()
+				podFile, ctrFile := filepath.Join(dir, name+".pod.json"), filepath.Join(dir, name+".ctr.json")
+				os.WriteFile(podFile, []byte(fmt.Sprintf(`{"metadata":{"name":%q,"namespace":"bench","uid":%q},"log_directory":%q}`, name, name, filepath.Join(dir, name))), 0o644)
+				os.WriteFile(ctrFile, []byte(fmt.Sprintf(`{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","600"],"log_path":"c.log"}`, harness.BusyboxImage)), 0o644)
+				podID := b.crictl("runp", "--runtime", handler, podFile)
+				b.crictl("start", b.crictl("create", podID, ctrFile, podFile))
+				mu.Lock()
+				started = append(started, podID)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		el := time.Since(t0)
+		cleanup()
+		return el
+	}
+	tr, dr, ratios = nil, nil, nil
+	for i := range 3 {
+		var t, d time.Duration
+		if i%2 == 0 {
+			t, d = parallel("triage"), parallel("runc")
+		} else {
+			d, t = parallel("runc"), parallel("triage")
+		}
+		tr, dr = append(tr, ms(t)), append(dr, ms(d))
+		ratios = append(ratios, float64(t)/float64(d))
+	}
+	fmt.Fprintf(w, "| CRI pod start, %d pods at once (3 batch pairs, time until all run): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, median(tr), median(dr), median(ratios))
+}
+
+func (b *bench) crictl(args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, stderr, code, err := b.d.Crictl(ctx, args...)
+	if err != nil || code != 0 {
+		b.p.Fatalf("crictl %s: exit %d: %v %s", strings.Join(args, " "), code, err, stderr)
+	}
+	return strings.TrimSpace(out)
 }
 
 type proc struct {
