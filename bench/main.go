@@ -333,10 +333,7 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	defer os.RemoveAll(dir)
 	var started []string
 	start := func(handler string) time.Duration {
-		name := b.id()
-		podFile, ctrFile := filepath.Join(dir, name+".pod.json"), filepath.Join(dir, name+".ctr.json")
-		os.WriteFile(podFile, []byte(fmt.Sprintf(`{"metadata":{"name":%q,"namespace":"bench","uid":%q},"log_directory":%q}`, name, name, filepath.Join(dir, name))), 0o644)
-		os.WriteFile(ctrFile, []byte(fmt.Sprintf(`{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","600"],"log_path":"c.log"}`, harness.BusyboxImage)), 0o644)
+		podFile, ctrFile := podConfig(dir, b.id())
 		t0 := time.Now()
 		podID := b.crictl("runp", "--runtime", handler, podFile)
 		b.crictl("start", b.crictl("create", podID, ctrFile, podFile))
@@ -376,11 +373,8 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 			go func() {
 				defer wg.Done()
 				mu.Lock()
-				name := b.id()
+				podFile, ctrFile := podConfig(dir, b.id())
 				mu.Unlock()
-				podFile, ctrFile := filepath.Join(dir, name+".pod.json"), filepath.Join(dir, name+".ctr.json")
-				os.WriteFile(podFile, []byte(fmt.Sprintf(`{"metadata":{"name":%q,"namespace":"bench","uid":%q},"log_directory":%q}`, name, name, filepath.Join(dir, name))), 0o644)
-				os.WriteFile(ctrFile, []byte(fmt.Sprintf(`{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","600"],"log_path":"c.log"}`, harness.BusyboxImage)), 0o644)
 				podID := b.crictl("runp", "--runtime", handler, podFile)
 				b.crictl("start", b.crictl("create", podID, ctrFile, podFile))
 				mu.Lock()
@@ -405,6 +399,14 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 		ratios = append(ratios, float64(t)/float64(d))
 	}
 	fmt.Fprintf(w, "| CRI pod start, %d pods at once (3 batch pairs, time until all run): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, median(tr), median(dr), median(ratios))
+}
+
+// podConfig writes crictl configs for a pod named name running one `sleep` container.
+func podConfig(dir, name string) (podFile, ctrFile string) {
+	podFile, ctrFile = filepath.Join(dir, name+".pod.json"), filepath.Join(dir, name+".ctr.json")
+	os.WriteFile(podFile, []byte(fmt.Sprintf(`{"metadata":{"name":%q,"namespace":"bench","uid":%q},"log_directory":%q}`, name, name, filepath.Join(dir, name))), 0o644)
+	os.WriteFile(ctrFile, []byte(fmt.Sprintf(`{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","600"],"log_path":"c.log"}`, harness.BusyboxImage)), 0o644)
+	return podFile, ctrFile
 }
 
 func (b *bench) crictl(args ...string) string {
