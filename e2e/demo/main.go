@@ -117,12 +117,40 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.name, w.what, dec.Action, route, dec.Rule, result)
 	}
 	tw.Flush()
+	printControls(p, audit, d.ID(workloads[0].name))
 	fmt.Printf("\nEvery decision is in the audit log (%s); the last one:\n%s\n", audit, lastLineOf(p, audit))
 	fmt.Println("\nstopping containerd and removing everything it started ...")
 }
 
 type decision struct {
 	Action, Tier, Runtime, Rule, Reason string
+}
+
+// printControls prints how the tier's hardening took effect for container id, from the
+// audit log.
+func printControls(p *harness.Program, audit, id string) {
+	f, err := os.Open(audit)
+	if err != nil {
+		p.Fatalf("%v", err)
+	}
+	defer f.Close()
+	for s := bufio.NewScanner(f); s.Scan(); {
+		var rec struct {
+			ID       string
+			Tier     string
+			Controls []struct{ ID, Status, Detail string }
+		}
+		if json.Unmarshal(s.Bytes(), &rec) != nil || rec.ID != id {
+			continue
+		}
+		fmt.Printf("\nHow tier %s hardened %s before runc saw it (also in the audit log, and in `triage explain`):\n", rec.Tier, id)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		for _, c := range rec.Controls {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.ID, c.Status, c.Detail)
+		}
+		tw.Flush()
+		return
+	}
 }
 
 func lastDecision(p *harness.Program, audit string) decision {
