@@ -3,10 +3,10 @@
 #
 #   containerd 1.6 (Debian) + runc, containerd 2.x (built from its Go module), gVisor runsc and its
 #   containerd shim (built from the gvisor.dev/gvisor module, two one-line patches), crictl, a pause
-#   binary, busybox and pause OCI image tarballs, a test-only CNI plugin that gives pods a dummy,
-#   link-local eth0 (CRI insists on one; we never route a private network), and the real Kata shim
-#   (containerd-shim-kata-v2, kata-runtime) built from Kata's Go module with fakevm, the test double
-#   that stands in for the micro-VM (e2e/kata/fakevm).
+#   binary, critest (the CRI validation suite), busybox and pause OCI image tarballs, a test-only CNI
+#   plugin that gives pods a dummy, link-local eth0 (CRI insists on one; we never route a private
+#   network), and the real Kata shim (containerd-shim-kata-v2, kata-runtime) built from Kata's Go
+#   module with fakevm, the test double that stands in for the micro-VM (e2e/kata/fakevm).
 #
 # Idempotent and non-interactive; run as root. Each build is skipped when its output directory holds a
 # stamp equal to its pinned key, so a warm run takes seconds. Output: ${TRIAGE_CI_CACHE}/env, shell
@@ -24,6 +24,8 @@ GV_OLD=v0.0.0-20260508212337-96dad6a2da94
 GV_NEW=v0.0.0-20260905035102-160fafc42237
 CTRD2=v2.4.2
 CRICTL=v1.36.0
+# critest, the CRI validation suite (e2e/critest), from the same cri-tools release as crictl.
+CRITEST=v1.36.0
 # Kata runtime (src/runtime module, main branch); its shim prints a plain address (1.6 and 2.x).
 KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
@@ -141,6 +143,18 @@ build_crictl() { # $1=outdir
 }
 CRICTL_DIR=$CACHE/crictl-$CRICTL
 cached "crictl $CRICTL recipe $RECIPE" "$CRICTL_DIR" build_crictl
+
+# --- 5b. critest: a Go test binary (ginkgo), so it is built with go test -c ---------------------------------
+# A subshell, so the caller's working directory (the later steps resolve e2e/ paths from it) stays.
+build_critest() ( # $1=outdir
+	gomodule "$CACHE/src/critest-$CRITEST" e2e/critest
+	"$GO" get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRITEST"
+	CGO_ENABLED=0 "$GO" test -c -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRITEST" \
+		-o "$1/critest" sigs.k8s.io/cri-tools/cmd/critest
+	cd / && rm -rf "$CACHE/src/critest-$CRITEST"
+)
+CRITEST_DIR=$CACHE/critest-$CRITEST
+cached "critest $CRITEST recipe $RECIPE" "$CRITEST_DIR" build_critest
 
 # --- 6. pause binary + OCI image tarballs, made by hand (oci-layout + index.json + blobs) ------------------
 # mkoci ROOTFS OUT NAME ENTRYPOINT-JSON CMD-JSON: a single-layer amd64 image; reproducible (mtime 0).
@@ -303,6 +317,7 @@ RUNSC_SHIM=$GV_OLD_DIR/containerd-shim-runsc-v1
 RUNSC_NEW=$GV_NEW_DIR/runsc
 RUNSC_SHIM_NEW=$GV_NEW_DIR/containerd-shim-runsc-v1
 CRICTL=$CRICTL_DIR/crictl
+CRITEST=$CRITEST_DIR/critest
 BUSYBOX_TAR=$IMAGES_DIR/busybox.tar
 PAUSE_TAR=$IMAGES_DIR/pause.tar
 CNI_BIN_DIR=$CNI_DIR/bin

@@ -63,6 +63,9 @@ type Options struct {
 	// crictl then run in that namespace too (their stdio fifos live in /run/containerd/fifo),
 	// and so do commands from Daemon.Command.
 	PrivateRun bool
+	// RegistryConfigPath is CRI's registry config_path: a folder of <host>/hosts.toml files
+	// (mirrors) the images service reads when it pulls. Empty: containerd's default.
+	RegistryConfigPath string
 }
 
 // layout is where one daemon keeps everything, all under dir so teardown can find it.
@@ -138,6 +141,14 @@ func daemonConfig(v Version, env Env, l layout, opts Options) map[string]any {
 	}
 	opt := map[string]any{"path": l.path("opt")}
 	if v == V16 {
+		cri := map[string]any{
+			"sandbox_image":                PauseImage,
+			"netns_mounts_under_state_dir": true,
+			"restrict_oom_score_adj":       true,
+			"cni":                          map[string]any{"bin_dir": env.CNIBinDir, "conf_dir": env.CNIConfDir},
+			"containerd":                   map[string]any{"snapshotter": "overlayfs", "runtimes": rts},
+		}
+		addRegistry(cri, opts)
 		return map[string]any{
 			"version": 2,
 			"root":    l.root(),
@@ -147,16 +158,12 @@ func daemonConfig(v Version, env Env, l layout, opts Options) map[string]any {
 			"debug":   map[string]any{"level": "debug"},
 			"plugins": map[string]any{
 				"io.containerd.internal.v1.opt": opt,
-				"io.containerd.grpc.v1.cri": map[string]any{
-					"sandbox_image":                PauseImage,
-					"netns_mounts_under_state_dir": true,
-					"restrict_oom_score_adj":       true,
-					"cni":                          map[string]any{"bin_dir": env.CNIBinDir, "conf_dir": env.CNIConfDir},
-					"containerd":                   map[string]any{"snapshotter": "overlayfs", "runtimes": rts},
-				},
+				"io.containerd.grpc.v1.cri":     cri,
 			},
 		}
 	}
+	images := map[string]any{"pinned_images": map[string]any{"sandbox": PauseImage}}
+	addRegistry(images, opts)
 	return map[string]any{
 		"version": 4,
 		"root":    l.root(),
@@ -171,9 +178,7 @@ func daemonConfig(v Version, env Env, l layout, opts Options) map[string]any {
 			// Shims on containerd's 2.3+ shim library (the 2.x runc shim) bind their task sockets
 			// here instead of HostShimSocketDir; the path must stay within 42 bytes.
 			"io.containerd.shim.v1.manager": map[string]any{"socket_dir": l.shimSockets()},
-			"io.containerd.cri.v1.images": map[string]any{
-				"pinned_images": map[string]any{"sandbox": PauseImage},
-			},
+			"io.containerd.cri.v1.images":   images,
 			"io.containerd.cri.v1.runtime": map[string]any{
 				"restrict_oom_score_adj":       true,
 				"netns_mounts_under_state_dir": true,
@@ -181,6 +186,14 @@ func daemonConfig(v Version, env Env, l layout, opts Options) map[string]any {
 				"containerd":                   map[string]any{"runtimes": rts},
 			},
 		},
+	}
+}
+
+// addRegistry adds CRI's registry table (the same keys in 1.6 and 2.x) to the plugin table
+// that pulls images, when opts ask for one.
+func addRegistry(plugin map[string]any, opts Options) {
+	if opts.RegistryConfigPath != "" {
+		plugin["registry"] = map[string]any{"config_path": opts.RegistryConfigPath}
 	}
 }
 

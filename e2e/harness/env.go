@@ -46,6 +46,8 @@ type Env struct {
 	KataShim    string // KATA_SHIM: the real containerd-shim-kata-v2, built from Kata's module
 	KataRuntime string // KATA_RUNTIME: kata-runtime of the same build (kata-check, env)
 	KataFakeVM  string // KATA_FAKEVM: the test double standing in for the micro-VM (e2e/kata/fakevm)
+	// Critest is optional for the same reason; only `make critest` (e2e/critest) needs it.
+	Critest string // CRITEST: the CRI validation suite (sigs.k8s.io/cri-tools/cmd/critest, a test binary)
 }
 
 // fields maps each env file key to the field it fills.
@@ -69,11 +71,12 @@ func (e *Env) fields() map[string]*string {
 		"KATA_SHIM":      &e.KataShim,
 		"KATA_RUNTIME":   &e.KataRuntime,
 		"KATA_FAKEVM":    &e.KataFakeVM,
+		"CRITEST":        &e.Critest,
 	}
 }
 
-// optionalKeys may be missing from the env file; see Env.KataShim.
-var optionalKeys = map[string]bool{"KATA_SHIM": true, "KATA_RUNTIME": true, "KATA_FAKEVM": true}
+// optionalKeys may be missing from the env file; see Env.KataShim and Env.Critest.
+var optionalKeys = map[string]bool{"KATA_SHIM": true, "KATA_RUNTIME": true, "KATA_FAKEVM": true, "CRITEST": true}
 
 // RequireKata fails the test unless setup.sh built the Kata shim and fakevm.
 func (e Env) RequireKata(t T) {
