@@ -4,13 +4,21 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	apitypes "github.com/containerd/containerd/api/types"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/e2e/harness"
 )
@@ -259,4 +267,41 @@ config_path = "@DIR@/kata-qemu.toml"
 		n.ctr("container", "delete", n.ID("kata"))
 		n.assertSettled(before)
 	})
+}
+
+// TestInfoReportsFeatures: containerd 2.x's CRI asks `-info` for the runtime's OCI features
+// and promises the kubelet only those (recursive read-only mounts, user namespaces). A policy
+// whose tiers all run on runc reports runc's; a mixed one reports none.
+func TestInfoReportsFeatures(t *testing.T) {
+	env := harness.LoadEnv(t)
+	bin := triageBin(t)
+	dir := t.TempDir()
+	info := func(policy string) *apitypes.RuntimeInfo {
+		t.Helper()
+		path := filepath.Join(dir, "p.toml")
+		policy = strings.NewReplacer("@AUDIT@", filepath.Join(dir, "a.jsonl"), "@RUNSC_CONFIG@", "/nonexistent/runsc.toml").Replace(policy)
+		if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts, _ := anypb.New(&runtimeoptions.Options{ConfigPath: path})
+		in, _ := proto.Marshal(opts)
+		cmd := exec.Command(filepath.Join(bin, "containerd-shim-triage-v2"), "-info")
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(env.RuncShim2)+":/usr/sbin:/usr/bin:/sbin:/bin")
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("-info: %v", err)
+		}
+		var ri apitypes.RuntimeInfo
+		if err := proto.Unmarshal(out, &ri); err != nil {
+			t.Fatal(err)
+		}
+		return &ri
+	}
+	if ri := info(runcOnlyPolicy); ri.GetName() != "io.containerd.triage.v2" || !strings.Contains(string(ri.GetFeatures().GetValue()), "mountOptions") {
+		t.Fatalf("runc-only policy: -info = %v, want triage's name and runc's OCI features", ri)
+	}
+	if ri := info(tieredPolicy); ri.GetFeatures() != nil {
+		t.Fatalf("runc + gVisor policy: -info reports features %s, want none", ri.GetFeatures().GetValue())
+	}
 }

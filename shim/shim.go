@@ -6,14 +6,19 @@
 package shim
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 
 	"github.com/containerd/containerd/api/types"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/router"
 )
 
@@ -77,7 +82,11 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 		_, err := fmt.Fprintf(stdout, "containerd-shim-triage-v2 %s\n", Version)
 		return err
 	case f.info:
-		return printInfo(stdout)
+		in, err := io.ReadAll(stdin)
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		return printInfo(ctx, in, stdout)
 	}
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("-namespace and -id are required (this binary is started by containerd for runtime %s)", RuntimeType)
@@ -107,16 +116,75 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 	}
 }
 
-// printInfo answers containerd 2.x's `-info` with a RuntimeInfo.
-func printInfo(stdout io.Writer) error {
+// printInfo answers containerd 2.x's `-info` (stdin: the runtime options as
+// a marshalled Any) with a RuntimeInfo.
+func printInfo(ctx context.Context, in []byte, stdout io.Writer) error {
 	info := &types.RuntimeInfo{
 		Name:    RuntimeType,
 		Version: &types.RuntimeVersion{Version: Version},
 	}
+	// Without features CRI promises the kubelet nothing (no recursive
+	// read-only mounts, no user namespaces): safe, and what containerd
+	// does when -info fails.
+	info.Features, _ = delegateFeatures(ctx, in)
 	b, err := proto.Marshal(info)
 	if err != nil {
 		return err
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+// errMixedTiers: the policy's tiers do not share one delegate configuration.
+var errMixedTiers = errors.New("the policy's tiers do not all run on the same runc configuration")
+
+// delegateFeatures returns the OCI runtime features of the delegate when
+// every tier of the policy runs on runc with the same options. CRI turns
+// features into promises to the kubelet; a tier on gVisor or Kata might not
+// keep runc's, so a mixed policy reports none.
+func delegateFeatures(ctx context.Context, in []byte) (*anypb.Any, error) {
+	var opts *anypb.Any
+	if len(in) > 0 {
+		opts = &anypb.Any{}
+		if err := proto.Unmarshal(in, opts); err != nil {
+			return nil, err
+		}
+	}
+	pol, err := loadPolicy(opts)
+	if err != nil {
+		return nil, err
+	}
+	tier, ok := pol.Tier(pol.DefaultTier)
+	if !ok {
+		return nil, errMixedTiers
+	}
+	want := delegateOptions(tier)
+	for _, t := range pol.Tiers {
+		if !t.IsRunc() || delegateOptions(t) != want || t.ShimPath != tier.ShimPath {
+			return nil, errMixedTiers
+		}
+	}
+	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, "")
+	if err != nil {
+		return nil, err
+	}
+	optsAny, err := want.Any()
+	if err != nil {
+		return nil, err
+	}
+	optsB, err := proto.Marshal(optsAny)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, binary, "-info")
+	cmd.Stdin = bytes.NewReader(optsB)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -info: %w", binary, err)
+	}
+	var di types.RuntimeInfo
+	if err := proto.Unmarshal(out, &di); err != nil {
+		return nil, err
+	}
+	return di.GetFeatures(), nil
 }
