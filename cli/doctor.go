@@ -228,7 +228,7 @@ func checkTier(ctx context.Context, t *policy.Tier, containerd string, node node
 	default:
 		r.Shim = shim
 		versionArgs := []string{"-v"}
-		if isKata(t.Runtime) {
+		if t.Kind() == policy.KindKata {
 			// Kata's -v prints the version of its containerd shim library; --version is Kata's own.
 			versionArgs = []string{"--version"}
 		}
@@ -238,19 +238,17 @@ func checkTier(ctx context.Context, t *policy.Tier, containerd string, node node
 		}
 		r.ShimVersion = v
 	}
-	switch {
-	case t.IsRunc():
+	switch t.Kind() {
+	case policy.KindRunc:
 		checkRunc(ctx, &r, t)
-	case isRunscRuntime(t.Runtime):
+	case policy.KindGVisor:
 		checkRunsc(ctx, &r, t, node)
-	case isKata(t.Runtime):
+	case policy.KindKata:
 		checkKata(&r, t, node)
 	}
 	return r
 }
 
-func isRunscRuntime(rt string) bool { return strings.HasPrefix(rt, "io.containerd.runsc.") }
-func isKata(rt string) bool         { return strings.HasPrefix(rt, "io.containerd.kata.") }
 
 func checkRunc(ctx context.Context, r *tierReport, t *policy.Tier) {
 	bin := policy.DefaultRuncBinary

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -243,10 +242,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	return addr, nil
 }
 
-func isRunsc(runtimeType string) bool {
-	return strings.HasPrefix(runtimeType, "io.containerd.runsc.")
-}
-
 func delegateOptions(t *policy.Tier) delegate.Options {
 	o := delegate.Options{Runtime: t.Runtime, ConfigPath: t.ConfigPath}
 	if t.Runc != nil {
@@ -268,7 +263,7 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 	spec.Annotations[DecisionAnnotation] = string(b)
 	// gVisor's shim hangs in Create on a container that CRI did not
 	// describe (ctr, nerdctl): present it as a pod of its own.
-	if isRunsc(tier.Runtime) && spec.Annotations[classifier.AnnotationContainerType] == "" {
+	if tier.Kind() == policy.KindGVisor && spec.Annotations[classifier.AnnotationContainerType] == "" {
 		spec.Annotations[classifier.AnnotationContainerType] = "sandbox"
 		spec.Annotations[annotationSandboxID] = id
 	}
