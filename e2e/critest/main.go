@@ -186,6 +186,10 @@ func runVersion(p *harness.Program, env harness.Env, v harness.Version, bin, cer
 	if err := os.WriteFile(policy, []byte(pol), 0o644); err != nil {
 		p.Fatalf("%v", err)
 	}
+	// CRI asks each runtime for its features (-info) when it starts, and Triage reads the
+	// policy to answer: start again now that the policy (which needs the daemon's folder)
+	// exists, as a node's containerd would find it.
+	d.Restart(dp)
 	r := run{Version: v.String()}
 	for _, h := range handlers {
 		fmt.Fprintf(os.Stderr, "%v: critest --runtime-handler %s\n", v, h)
