@@ -47,8 +47,12 @@ func BenchmarkClassify(b *testing.B) {
 					f.Spec.Root.Readonly = false
 					f.Spec.Process.Capabilities.Bounding = append(f.Spec.Process.Capabilities.Bounding, "CAP_NET_RAW")
 				})
-			if d := Classify(p, f); d.Rule != RuleDefault || len(d.Findings) != 3 {
+			d := Classify(p, f)
+			if d.Rule != RuleDefault {
 				b.Fatalf("benchmark workload matched rule %q (%s); it must walk every rule", d.Rule, d.Reason)
+			}
+			if len(d.Findings) < 2 {
+				b.Fatalf("benchmark workload has findings %v; it must have several", d.Findings)
 			}
 			timed(b, func() { Classify(p, f) })
 		})
