@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -32,6 +33,10 @@ const shutdownGrace = 2 * time.Second
 // container, with the pod's listening socket as fd 3. It serves the task API
 // until its last container is shut down.
 func Main(ctx context.Context, args []string) int {
+	// The router only waits on sockets: one P keeps a forwarded call on one
+	// thread instead of handing it between threads (State through the router:
+	// +111 µs over direct, against +160 µs with GOMAXPROCS=2).
+	runtime.GOMAXPROCS(1)
 	fs := flag.NewFlagSet(DaemonBinary, flag.ContinueOnError)
 	ns := fs.String("namespace", "", "containerd namespace of the pod")
 	fs.String("address", "", "containerd address (names the daemon in process listings)")
