@@ -17,8 +17,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/triage-router ./cmd/triage-router
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/triage ./cmd/triage
 
-# test: everything CI runs — unit tests, then the e2e suites on real containerd 1.6 and 2.x.
-test: unit e2e
+# test: everything CI runs — unit tests, the e2e suites on real containerd 1.6 and 2.x, then
+# critest (the CRI validation suite) on the triage handler beside runc.
+test: unit e2e critest
 
 unit:
 	$(GO) test -count=1 ./...

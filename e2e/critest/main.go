@@ -103,6 +103,9 @@ func main() {
 		p.Fatalf("%v", err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s in %v\n", *out, rep.Wall.Round(time.Second))
+	if lost := rep.regressions(); len(lost) > 0 {
+		p.Fatalf("specs that pass with runc but not with triage (see %s):\n  %s", *out, strings.Join(lost, "\n  "))
+	}
 }
 
 // serveImages builds the stand-in binaries and every image of the catalog, and serves them on

@@ -79,6 +79,26 @@ func (s suite) failed() int {
 	return len(s.Specs) - s.count("passed") - s.count("skipped") - s.count("pending")
 }
 
+// regressions lists, per containerd version, the specs that pass with the first handler
+// (runc) but not with another (triage): every spec that passes on runc must pass on triage.
+func (r report) regressions() []string {
+	var out []string
+	for _, run := range r.Runs {
+		if len(run.Suites) < 2 {
+			continue
+		}
+		base := run.Suites[0]
+		for _, other := range run.Suites[1:] {
+			for _, name := range base.names() {
+				if base.Specs[name].State == "passed" && other.Specs[name].State != "passed" {
+					out = append(out, fmt.Sprintf("%s %s: %s (%s)", run.Version, other.Handler, name, other.Specs[name].State))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (s suite) names() []string {
 	var n []string
 	for k := range s.Specs {
