@@ -249,7 +249,6 @@ func checkTier(ctx context.Context, t *policy.Tier, containerd string, node node
 	return r
 }
 
-
 func checkRunc(ctx context.Context, r *tierReport, t *policy.Tier) {
 	bin := policy.DefaultRuncBinary
 	if t.Runc != nil && t.Runc.BinaryName != "" {
