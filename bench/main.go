@@ -146,11 +146,8 @@ func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version
 	}
 	p.Cleanup(func() { os.RemoveAll(dir) })
 	b := &bench{p: p, policy: filepath.Join(dir, "policy.toml")}
-	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}, Runtimes: []harness.Runtime{{
-		Name: "triage", Type: "io.containerd.triage.v2",
-		Options:        map[string]string{"TypeUrl": "io.containerd.triage.v2.options", "ConfigPath": b.policy},
-		PodAnnotations: []string{"triage.io/*"}, ContainerAnnotations: []string{"triage.io/*"},
-	}}})
+	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin},
+		Runtimes: []harness.Runtime{harness.TriageRuntime(p, bin, v, b.policy)}})
 	b.run = b.d.Ctr
 	pol := fmt.Sprintf(policyTOML, filepath.Join(dir, "decisions.jsonl"), b.d.RunscConfig())
 	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {

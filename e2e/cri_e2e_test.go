@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/triage-runtime/triage/e2e/harness"
 )
@@ -67,7 +64,7 @@ func startCRINode(t *testing.T, v harness.Version, policy string) *node {
 	n := &node{t: t, policy: filepath.Join(polDir, "policy.toml"), audit: filepath.Join(polDir, "decisions.jsonl")}
 	n.Daemon = harness.StartContainerd(t, harness.LoadEnv(t), v, harness.Options{
 		ExtraPath: []string{bin},
-		Runtimes:  []harness.Runtime{snippetRuntime(t, bin, v, n.policy)},
+		Runtimes:  []harness.Runtime{harness.TriageRuntime(t, bin, v, n.policy)},
 	})
 	policy = strings.NewReplacer("@AUDIT@", n.audit, "@RUNSC_CONFIG@", n.RunscConfig(),
 		"@RUNC_ROOT@", filepath.Join(n.Dir(), "runc")).Replace(policy)
@@ -82,43 +79,6 @@ func startCRINode(t *testing.T, v harness.Version, policy string) *node {
 		}
 	})
 	return n
-}
-
-// snippetRuntime runs `triage config containerd` for v and turns its runtime table into a
-// harness runtime; a key the harness cannot register fails the test.
-func snippetRuntime(t *testing.T, bin string, v harness.Version, policyPath string) harness.Runtime {
-	t.Helper()
-	version, plugin := "2.x", "io.containerd.cri.v1.runtime"
-	if v == harness.V16 {
-		version, plugin = "1.6", "io.containerd.grpc.v1.cri"
-	}
-	out, err := exec.Command(filepath.Join(bin, "triage"), "config", "containerd", "--version", version, "--config-path", policyPath).Output()
-	if err != nil {
-		t.Fatalf("triage config containerd --version %s: %v", version, err)
-	}
-	var cfg struct {
-		Plugins map[string]struct {
-			Containerd struct {
-				Runtimes map[string]struct {
-					RuntimeType          string            `toml:"runtime_type"`
-					PodAnnotations       []string          `toml:"pod_annotations"`
-					ContainerAnnotations []string          `toml:"container_annotations"`
-					Options              map[string]string `toml:"options"`
-				} `toml:"runtimes"`
-			} `toml:"containerd"`
-		} `toml:"plugins"`
-	}
-	dec := toml.NewDecoder(strings.NewReader(string(out)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		t.Fatalf("triage config containerd --version %s: %v:\n%s", version, err, out)
-	}
-	rt, ok := cfg.Plugins[plugin].Containerd.Runtimes["triage"]
-	if !ok || len(cfg.Plugins) != 1 {
-		t.Fatalf("triage config containerd --version %s registers no triage runtime under %s:\n%s", version, plugin, out)
-	}
-	return harness.Runtime{Name: "triage", Type: rt.RuntimeType, Options: rt.Options,
-		PodAnnotations: rt.PodAnnotations, ContainerAnnotations: rt.ContainerAnnotations}
 }
 
 // crictl runs crictl; a failure to run it at all fails the test.

@@ -7,14 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path"
 	"strings"
 
 	"github.com/triage-runtime/triage/e2e/critest/registry"
+	"github.com/triage-runtime/triage/e2e/harness"
 )
 
 // file is one entry of a layer added on top of a base image.
@@ -45,7 +42,7 @@ type base struct {
 
 // loadBase reads an OCI archive as e2e/setup.sh writes them.
 func loadBase(archive string) (*base, error) {
-	blobs, err := readTar(archive)
+	blobs, err := harness.ReadTar(archive)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", archive, err)
 	}
@@ -63,18 +60,18 @@ func loadBase(archive string) (*base, error) {
 		} `json:"config"`
 		Layers []map[string]any `json:"layers"`
 	}
-	if err := json.Unmarshal(blobs[blobPath(index.Manifests[0].Digest)], &manifest); err != nil {
+	if err := json.Unmarshal(blobs[harness.BlobPath(index.Manifests[0].Digest)], &manifest); err != nil {
 		return nil, fmt.Errorf("%s: manifest: %w", archive, err)
 	}
 	b := &base{descs: manifest.Layers}
-	if err := json.Unmarshal(blobs[blobPath(manifest.Config.Digest)], &b.config); err != nil {
+	if err := json.Unmarshal(blobs[harness.BlobPath(manifest.Config.Digest)], &b.config); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", archive, err)
 	}
 	rootfs, _ := b.config["rootfs"].(map[string]any)
 	b.diffIDs, _ = rootfs["diff_ids"].([]any)
 	for _, d := range manifest.Layers {
 		digest, _ := d["digest"].(string)
-		layer, ok := blobs[blobPath(digest)]
+		layer, ok := blobs[harness.BlobPath(digest)]
 		if !ok {
 			return nil, fmt.Errorf("%s: no layer %s", archive, digest)
 		}
@@ -179,34 +176,4 @@ func clone(m map[string]any) (map[string]any, error) {
 	}
 	var c map[string]any
 	return c, json.Unmarshal(b, &c)
-}
-
-func blobPath(digest string) string { return path.Join("blobs", strings.Replace(digest, ":", "/", 1)) }
-
-// readTar returns the regular files of a tar archive by name (without a leading "./").
-func readTar(name string) (map[string][]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, err
-		}
-		files[strings.TrimPrefix(h.Name, "./")] = b
-	}
 }

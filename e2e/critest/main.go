@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -19,8 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/triage-runtime/triage/e2e/critest/registry"
 	"github.com/triage-runtime/triage/e2e/harness"
@@ -182,7 +179,7 @@ func runVersion(p *harness.Program, env harness.Env, v harness.Version, bin, cer
 	audit := filepath.Join(work, "decisions-"+v.String()+".jsonl")
 	d := harness.StartContainerd(dp, env, v, harness.Options{
 		ExtraPath:          []string{bin},
-		Runtimes:           []harness.Runtime{snippetRuntime(p, bin, v, policy)},
+		Runtimes:           []harness.Runtime{harness.TriageRuntime(p, bin, v, policy)},
 		RegistryConfigPath: certs,
 	})
 	pol := strings.NewReplacer("@AUDIT@", audit, "@RUNC_ROOT@", filepath.Join(d.Dir(), "runc")).Replace(passThroughPolicy)
@@ -243,42 +240,6 @@ func runCritest(p *harness.Program, env harness.Env, d *harness.Daemon, handler,
 		s.Log = string(log)
 	}
 	return s
-}
-
-// snippetRuntime runs `triage config containerd` for v and turns its triage runtime table into
-// a harness runtime, as the CRI e2e test does, so the documented snippet is what runs.
-func snippetRuntime(p *harness.Program, bin string, v harness.Version, policyPath string) harness.Runtime {
-	version, plugin := "2.x", "io.containerd.cri.v1.runtime"
-	if v == harness.V16 {
-		version, plugin = "1.6", "io.containerd.grpc.v1.cri"
-	}
-	out, err := exec.Command(filepath.Join(bin, "triage"), "config", "containerd", "--version", version, "--config-path", policyPath).Output()
-	if err != nil {
-		p.Fatalf("triage config containerd --version %s: %v", version, err)
-	}
-	var cfg struct {
-		Plugins map[string]struct {
-			Containerd struct {
-				Runtimes map[string]struct {
-					RuntimeType          string            `toml:"runtime_type"`
-					PodAnnotations       []string          `toml:"pod_annotations"`
-					ContainerAnnotations []string          `toml:"container_annotations"`
-					Options              map[string]string `toml:"options"`
-				} `toml:"runtimes"`
-			} `toml:"containerd"`
-		} `toml:"plugins"`
-	}
-	dec := toml.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		p.Fatalf("triage config containerd --version %s: %v:\n%s", version, err, out)
-	}
-	rt, ok := cfg.Plugins[plugin].Containerd.Runtimes["triage"]
-	if !ok {
-		p.Fatalf("triage config containerd --version %s registers no triage runtime under %s:\n%s", version, plugin, out)
-	}
-	return harness.Runtime{Name: "triage", Type: rt.RuntimeType, Options: rt.Options,
-		PodAnnotations: rt.PodAnnotations, ContainerAnnotations: rt.ContainerAnnotations}
 }
 
 func tail(s string, n int) string {

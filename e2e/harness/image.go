@@ -20,7 +20,7 @@ import (
 // image that is not just another name for an existing one: CRI resolves every name of one image
 // ID to the same (first) reference.
 func DeriveImage(src, dst, name string, edit func(config map[string]any)) error {
-	blobs, err := readTar(src)
+	blobs, err := ReadTar(src)
 	if err != nil {
 		return fmt.Errorf("derive image from %s: %w", src, err)
 	}
@@ -33,13 +33,13 @@ func DeriveImage(src, dst, name string, edit func(config map[string]any)) error 
 	}
 	manifestDigest, _ := index.Manifests[0]["digest"].(string)
 	var manifest map[string]any
-	if err := json.Unmarshal(blobs[blobPath(manifestDigest)], &manifest); err != nil {
+	if err := json.Unmarshal(blobs[BlobPath(manifestDigest)], &manifest); err != nil {
 		return fmt.Errorf("derive image from %s: manifest %s: %w", src, manifestDigest, err)
 	}
 	configDesc, _ := manifest["config"].(map[string]any)
 	configDigest, _ := configDesc["digest"].(string)
 	var config map[string]any
-	if err := json.Unmarshal(blobs[blobPath(configDigest)], &config); err != nil {
+	if err := json.Unmarshal(blobs[BlobPath(configDigest)], &config); err != nil {
 		return fmt.Errorf("derive image from %s: config %s: %w", src, configDigest, err)
 	}
 	edit(config)
@@ -51,7 +51,7 @@ func DeriveImage(src, dst, name string, edit func(config map[string]any)) error 
 		}
 		sum := sha256.Sum256(b)
 		digest = "sha256:" + hex.EncodeToString(sum[:])
-		blobs[blobPath(digest)] = b
+		blobs[BlobPath(digest)] = b
 		return digest, len(b), nil
 	}
 	if configDesc["digest"], configDesc["size"], err = addBlob(config); err != nil {
@@ -69,10 +69,11 @@ func DeriveImage(src, dst, name string, edit func(config map[string]any)) error 
 	return writeTar(dst, blobs)
 }
 
-func blobPath(digest string) string { return path.Join("blobs", strings.Replace(digest, ":", "/", 1)) }
+// BlobPath is where an OCI layout keeps the blob of digest.
+func BlobPath(digest string) string { return path.Join("blobs", strings.Replace(digest, ":", "/", 1)) }
 
-// readTar returns the regular files of a tar archive by name (without a leading "./").
-func readTar(file string) (map[string][]byte, error) {
+// ReadTar returns the regular files of a tar archive by name (without a leading "./").
+func ReadTar(file string) (map[string][]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
