@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -35,28 +36,40 @@ func benchRules(n int) string {
 
 func BenchmarkClassify(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			p := policyWith(b, policy.DowngradeDeny, benchRules(n))
-			// A root workload with a writable rootfs and a dangerous capability: several
-			// findings, CRI annotations, labels and an image.
-			f := facts(image("docker.io/library/nginx:1.25"), label("team", "payments"), label("env", "dev"),
-				annotation(AnnotationSandboxNamespace, "tenant-a"), annotation(AnnotationContainerType, "container"),
-				func(f *Facts) {
-					f.Namespace = CRINamespace
-					f.Spec.Process.User.UID = 0
-					f.Spec.Root.Readonly = false
-					f.Spec.Process.Capabilities.Bounding = append(f.Spec.Process.Capabilities.Bounding, "CAP_NET_RAW")
-				})
-			d := Classify(p, f)
-			if d.Rule != RuleDefault {
-				b.Fatalf("benchmark workload matched rule %q (%s); it must walk every rule", d.Rule, d.Reason)
-			}
-			if len(d.Findings) < 2 {
-				b.Fatalf("benchmark workload has findings %v; it must have several", d.Findings)
-			}
-			timed(b, func() { Classify(p, f) })
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) { benchClassify(b, n) })
+		// The shim classifies once per short-lived start process, with the garbage
+		// collector off below a memory limit (shim.Run): measured the same way.
+		b.Run(fmt.Sprintf("rules=%d/as-in-shim", n), func(b *testing.B) {
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(shortLivedMemoryLimit))
+			benchClassify(b, n)
 		})
 	}
+}
+
+// shortLivedMemoryLimit mirrors the shim's (shim.shortLivedMemoryLimit).
+const shortLivedMemoryLimit = 64 << 20
+
+func benchClassify(b *testing.B, n int) {
+	p := policyWith(b, policy.DowngradeDeny, benchRules(n))
+	// A root workload with a writable rootfs and a dangerous capability: several findings,
+	// CRI annotations, labels and an image.
+	f := facts(image("docker.io/library/nginx:1.25"), label("team", "payments"), label("env", "dev"),
+		annotation(AnnotationSandboxNamespace, "tenant-a"), annotation(AnnotationContainerType, "container"),
+		func(f *Facts) {
+			f.Namespace = CRINamespace
+			f.Spec.Process.User.UID = 0
+			f.Spec.Root.Readonly = false
+			f.Spec.Process.Capabilities.Bounding = append(f.Spec.Process.Capabilities.Bounding, "CAP_NET_RAW")
+		})
+	d := Classify(p, f)
+	if d.Rule != RuleDefault {
+		b.Fatalf("benchmark workload matched rule %q (%s); it must walk every rule", d.Rule, d.Reason)
+	}
+	if len(d.Findings) < 2 {
+		b.Fatalf("benchmark workload has findings %v; it must have several", d.Findings)
+	}
+	timed(b, func() { Classify(p, f) })
 }
 
 // BenchmarkLoadPolicy measures parsing, validating and compiling a 100-rule policy (ten
