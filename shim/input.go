@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/policy"
+	"github.com/triage-runtime/triage/shim/delegate"
 )
 
 // DefaultPolicyPath is read when the runtime options name no policy.
@@ -35,7 +36,7 @@ func parseStartInput(b []byte, f flags) (startInput, error) {
 	if proto.Unmarshal(b, &p) == nil && p.GetInstanceID() == f.id && p.GetNamespace() == f.namespace {
 		in := startInput{params: &p}
 		for _, ext := range p.GetExtensions() {
-			if a := ext.GetValue(); a.MessageIs(&runtimeoptions.Options{}) || a.MessageIs(&runcoptions.Options{}) {
+			if a := ext.GetValue(); delegate.IsRuntimeOptions(a) {
 				in.options = a
 			}
 		}
