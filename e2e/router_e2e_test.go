@@ -165,13 +165,7 @@ strength = 10
 runtime = "io.containerd.nosuch.v1"
 `)
 		before := n.snapshot()
-		c1 := n.ID("c1")
-		_, stderr, code := n.ctr(n.runArgs("--rm", image, c1, "true")...)
-		if code == 0 || !strings.Contains(stderr, "containerd-shim-nosuch-v1") || !strings.Contains(stderr, `tier "trusted"`) {
-			t.Fatalf("ctr run with a missing delegate: exit %d, stderr %q; want a failure naming the tier and the missing binary", code, stderr)
-		}
-		t.Logf("ctr says: %s", stderr)
-		n.ctr("container", "delete", c1)
+		n.runRefused("a missing delegate", []string{"containerd-shim-nosuch-v1", `tier "trusted"`}, image, n.ID("c1"))
 		n.assertSettled(before)
 	})
 }
@@ -186,13 +180,7 @@ runtime = "io.containerd.runc.v2"
 no_such_key = true
 `)
 		before := n.snapshot()
-		c1 := n.ID("c1")
-		_, stderr, code := n.ctr(n.runArgs("--rm", image, c1, "true")...)
-		if code == 0 || !strings.Contains(stderr, n.policy+":6") || !strings.Contains(stderr, "no_such_key") {
-			t.Fatalf("ctr run with a broken policy: exit %d, stderr %q; want a failure naming %s:6 and the key", code, stderr, n.policy)
-		}
-		t.Logf("ctr says: %s", stderr)
-		n.ctr("container", "delete", c1)
+		n.runRefused("a broken policy", []string{n.policy + ":6", "no_such_key"}, image, n.ID("c1"))
 		n.assertSettled(before)
 	})
 }
@@ -259,12 +247,8 @@ config_path = "@DIR@/kata-qemu.toml"
 			t.Fatalf("decision %v: want tier sandboxed, the fallback named in the reason", d)
 		}
 
-		_, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=isolated", image, n.ID("kata"), "true")...)
-		if code == 0 || !strings.Contains(stderr, `tier "isolated" cannot run on this node`) || !strings.Contains(stderr, "/dev/") {
-			t.Fatalf("Kata tier without VM devices: exit %d, stderr %q; want a denial naming the tier and the missing device", code, stderr)
-		}
-		t.Logf("ctr says: %s", stderr)
-		n.ctr("container", "delete", n.ID("kata"))
+		n.runRefused("a Kata tier without VM devices", []string{`tier "isolated" cannot run on this node`, "/dev/"},
+			image, n.ID("kata"), "--annotation", "triage.io/tier=isolated")
 		n.assertSettled(before)
 	})
 }
@@ -304,4 +288,20 @@ func TestInfoReportsFeatures(t *testing.T) {
 	if ri := info(tieredPolicy); ri.GetFeatures() != nil {
 		t.Fatalf("runc + gVisor policy: -info reports features %s, want none", ri.GetFeatures().GetValue())
 	}
+}
+
+// runRefused runs `ctr run --rm FLAGS img id true` through Triage, which must fail with an
+// error that contains each of want; what names the case. It removes the container record the
+// failed run leaves.
+func (n *node) runRefused(what string, want []string, img, id string, flags ...string) {
+	n.t.Helper()
+	args := append(append([]string{"--rm"}, flags...), img, id, "true")
+	_, stderr, code := n.ctr(n.runArgs(args...)...)
+	for _, w := range want {
+		if code == 0 || !strings.Contains(stderr, w) {
+			n.t.Fatalf("ctr run with %s: exit %d, stderr %q; want a failure naming %q", what, code, stderr, w)
+		}
+	}
+	n.t.Logf("ctr says: %s", stderr)
+	n.ctr("container", "delete", id)
 }
