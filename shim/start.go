@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
@@ -92,7 +93,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 	// Reading containerd's records is a round trip: overlap it with
-	// loading the policy and the spec.
+	// loading the policy and the spec, and with the guessed delegate start.
 	type factsResult struct {
 		facts classifier.Facts
 		err   error
@@ -114,12 +115,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	r := <-fetched
-	if r.err != nil {
-		return "", r.err
-	}
-	facts := r.facts
-	facts.Spec = spec
 	podID := podOf(spec, f.id)
 	pod, err := state.LockPod(f.address, f.namespace, podID)
 	if err != nil {
@@ -139,6 +134,33 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		pod.Unlock()
 	}()
 
+	inv := delegate.Invocation{
+		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
+		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
+	}
+	running := func(binary string, options []byte) (delegate.Reply, bool) {
+		return delegate.Reply{}, false
+	}
+	if member {
+		running = func(binary string, options []byte) (delegate.Reply, bool) {
+			return groupDelegate(bundle, spec, f.id, pod, podID, binary, options)
+		}
+	}
+	g := startGuess(ctx, guessTier(pol, member, podDecision, classifier.Facts{Namespace: f.namespace, Spec: spec}), inv, in, running)
+	defer func() {
+		if retErr != nil {
+			if err := g.withdraw(ctx, f.id, false); err != nil {
+				log.G(ctx).WithError(err).Warn("roll back start")
+			}
+		}
+	}()
+
+	r := <-fetched
+	if r.err != nil {
+		return "", r.err
+	}
+	facts := r.facts
+	facts.Spec = spec
 	var d classifier.Decision
 	if member {
 		d = classifier.CheckMember(pol, podDecision, facts)
@@ -164,8 +186,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err := d.Err(); err != nil {
 		return "", err
 	}
-	opts := delegateOptions(tier)
-	optsAny, err := opts.Any()
+	optsAny, input, err := delegateInput(tier, in)
 	if err != nil {
 		return "", err
 	}
@@ -173,73 +194,107 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 
+	pending, took := g.take(binary, input)
+	if !took {
+		if err := g.withdraw(ctx, f.id, true); err != nil {
+			return "", err
+		}
+		inv.Binary = binary
+		if pending, err = inv.Spawn(ctx, input); err != nil {
+			return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+		}
+	}
+	rules := hardening.ExecRules(tier)
+	rules.Requested = requested
+	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary}}
+	if optsAny != nil {
+		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
+	}
 	sock := routerSocket(f.address, f.namespace, podID)
+	addr := "unix://" + sock
 	l, existing, err := listenRouter(sock)
 	if err != nil {
+		abandon(ctx, pending, f.id)
 		return "", err
 	}
 	if !existing {
-		// Start the router now: it initialises while the delegate starts.
-		daemon, err := spawnRouter(f, podID, bundle, l)
-		l.Close()
-		if err != nil {
-			os.Remove(sock)
-			return "", err
-		}
 		defer func() {
+			l.Close()
 			if retErr != nil {
-				daemon.Kill()
-				daemon.Wait()
 				os.Remove(sock)
 			}
 		}()
 	}
-
-	inv := delegate.Invocation{
-		Binary: binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
-		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
-	}
-	input, err := delegate.StartInput(optsAny, in.params)
-	if err != nil {
-		return "", err
-	}
-	reply, err := inv.Start(ctx, input)
-	if err != nil {
-		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
-	}
-	defer func() {
-		if retErr != nil {
-			shutdownDelegate(ctx, reply, f.id)
+	// A new pod's router takes a running delegate start over and completes
+	// the marker when the delegate answers, while containerd connects.
+	// Otherwise start waits for the delegate here.
+	handover := !existing && pending.Running()
+	if !handover {
+		reply, err := pending.Reply()
+		if err != nil {
+			return "", fmt.Errorf("tier %q: %w", tier.Name, err)
 		}
-	}()
-
-	rules := hardening.ExecRules(tier)
-	rules.Requested = requested
-	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{
-		Runtime: tier.Runtime, Binary: binary, Address: reply.Address, Version: reply.Version,
-	}}
-	if optsAny != nil {
-		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
+		defer func() {
+			if retErr != nil {
+				shutdownDelegate(ctx, reply, f.id)
+			}
+		}()
+		marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
 	}
-	if err := state.WriteContainer(bundle, marker); err != nil {
+	err = recordMember(bundle, marker, pod, f.id, d, member)
+	if err == nil && !handover {
+		// containerd 1.6/1.7 reconnect through ./address, which the
+		// delegate's start wrote with its own address.
+		err = state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644)
+	}
+	if err == nil && !existing {
+		// Last: nothing after the router starts can fail.
+		handed := pending
+		if !handover {
+			handed = nil
+		}
+		err = spawnRouter(f, podID, bundle, l, handed)
+	}
+	if err != nil {
+		if handover {
+			abandon(ctx, pending, f.id)
+		}
 		return "", err
+	}
+	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": binary, "guessed": took}).Debug("container routed")
+	return addr, nil
+}
+
+// recordMember writes the container's marker and its place in the pod.
+func recordMember(bundle string, marker state.Container, pod *state.Pod, id string, d classifier.Decision, member bool) error {
+	if err := state.WriteContainer(bundle, marker); err != nil {
+		return err
 	}
 	if !member {
 		if err := pod.SetDecision(d); err != nil {
-			return "", err
+			return err
 		}
 	}
-	if err := pod.AddMember(f.id); err != nil {
-		return "", err
+	return pod.AddMember(id)
+}
+
+// abandon waits for a delegate start that start no longer needs and shuts
+// the delegate down.
+func abandon(ctx context.Context, p *delegate.Pending, id string) {
+	if reply, err := p.Reply(); err == nil {
+		shutdownDelegate(ctx, reply, id)
 	}
-	addr := "unix://" + sock
-	// containerd 1.6/1.7 reconnect through ./address, which the delegate
-	// has just written with its own address.
-	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
-		return "", err
+}
+
+// delegateInput is what tier t's delegate gets: its options, and the stdin
+// of its `start`, in the protocol containerd spoke to Triage.
+func delegateInput(t *policy.Tier, in startInput) (*anypb.Any, []byte, error) {
+	optsAny, err := delegateOptions(t).Any()
+	if err != nil {
+		return nil, nil, err
 	}
-	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": reply.Address}).Debug("container routed")
-	return addr, nil
+	input, err := delegate.StartInput(optsAny, in.params)
+	return optsAny, input, err
 }
 
 func delegateOptions(t *policy.Tier) delegate.Options {
@@ -275,30 +330,41 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 }
 
 // spawnRouter starts the router daemon (triage-router, next to this binary)
-// for the pod on listener l. It runs in its own process group with no stdio
-// (containerd reads start's output until every copy of the pipes is closed)
-// and the listener as fd 3.
-func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (*os.Process, error) {
+// for the pod on listener l, handing it p, the running start of the delegate
+// of its first container, if not nil. It runs in its own process group with
+// no stdio (containerd reads start's output until every copy of the pipes is
+// closed); the listener is fd 3, the delegate start's stdout and stderr fds
+// 4 and 5.
+func spawnRouter(f flags, podID, bundle string, l *net.UnixListener, p *delegate.Pending) error {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	daemon := filepath.Join(filepath.Dir(self), router.DaemonBinary)
 	lf, err := l.File()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer lf.Close()
 	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
+	files := []*os.File{lf}
+	if p != nil {
+		stdout, stderr := p.Files()
+		args = append(args, "-pending", f.id, "-delegate", p.Binary())
+		files = append(files, stdout, stderr)
+	}
 	if f.debug {
 		args = append(args, "-debug")
 	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
-	cmd.ExtraFiles = []*os.File{lf}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
+		return fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
 	}
-	return cmd.Process, nil
+	if p != nil {
+		p.Close()
+	}
+	return nil
 }

@@ -137,6 +137,17 @@ func (c *Client) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*empt
 	return call[emptypb.Empty](ctx, c, "Shutdown", r)
 }
 
+// Reachable tells whether something accepts connections at a delegate
+// address.
+func Reachable(address string) bool {
+	c, err := net.DialTimeout("unix", socketPath(address), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // RemoveStaleSocket removes the socket file of a delegate that is exiting,
 // once nothing listens on it any more (waiting at most timeout). Shims built
 // on containerd's library unlink the socket named in the bundle's ./address

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,15 +101,131 @@ func (inv Invocation) command(ctx context.Context, action string) *exec.Cmd {
 	return cmd
 }
 
-// Start runs the delegate's `start` with stdin and parses its reply.
-func (inv Invocation) Start(ctx context.Context, stdin []byte) (Reply, error) {
-	out, err := inv.run(ctx, "start", stdin)
+// Pending is a delegate's `start` under way. Its reply is read from its
+// stdout, by the process that spawned it or by the one it was handed to
+// (the router of a new pod).
+type Pending struct {
+	binary string
+	// cmd is set in the process that spawned the start, which reaps it.
+	cmd            *exec.Cmd
+	stdout, stderr *os.File
+	// answer is set when the reply is known without a start (Answered).
+	answer *Reply
+}
+
+// maxStdin is what a pipe holds before a write would block: the delegate's
+// stdin is written whole before it starts. Options and BootstrapParams are
+// a few hundred bytes.
+const maxStdin = 32 << 10
+
+// Spawn starts the delegate's `start` with stdin and returns at once. The
+// caller reads its reply, or hands it over (Files), then Closes.
+func (inv Invocation) Spawn(ctx context.Context, stdin []byte) (*Pending, error) {
+	if len(stdin) > maxStdin {
+		return nil, fmt.Errorf("%s start: input of %d bytes is over %d", filepath.Base(inv.Binary), len(stdin), maxStdin)
+	}
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		files = append(files, r, w)
+		return r, w, err
+	}
+	inR, inW, err := pipe()
 	if err != nil {
-		return Reply{}, err
+		closeAll()
+		return nil, err
+	}
+	outR, outW, err := pipe()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if _, err := inW.Write(stdin); err != nil {
+		closeAll()
+		return nil, err
+	}
+	cmd := inv.command(ctx, "start")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s start: %w", filepath.Base(inv.Binary), err)
+	}
+	// The child holds its own copies now.
+	inR.Close()
+	inW.Close()
+	outW.Close()
+	errW.Close()
+	return &Pending{binary: inv.Binary, cmd: cmd, stdout: outR, stderr: errR}, nil
+}
+
+// Adopt takes over a delegate `start` another process spawned, from the
+// read ends of its stdout and stderr.
+func Adopt(binary string, stdout, stderr *os.File) *Pending {
+	return &Pending{binary: binary, stdout: stdout, stderr: stderr}
+}
+
+// Answered is a start whose reply is already known: a shim that serves the
+// container's group, which its start would only have named.
+func Answered(binary string, r Reply) *Pending {
+	return &Pending{binary: binary, answer: &r}
+}
+
+// Running tells whether a start is under way (its reply is not known yet):
+// only then can it be handed over.
+func (p *Pending) Running() bool { return p.answer == nil }
+
+// Binary is the delegate shim being started.
+func (p *Pending) Binary() string { return p.binary }
+
+// Files are the read ends of the start's stdout and stderr, to hand over.
+func (p *Pending) Files() (stdout, stderr *os.File) { return p.stdout, p.stderr }
+
+// Close releases this process's ends of the pipes (after a hand-over).
+func (p *Pending) Close() {
+	if p.Running() {
+		p.stdout.Close()
+		p.stderr.Close()
+	}
+}
+
+// Reply waits for the start to finish and parses what it printed.
+func (p *Pending) Reply() (Reply, error) {
+	if !p.Running() {
+		return *p.answer, nil
+	}
+	defer p.Close()
+	errOut := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(p.stderr)
+		errOut <- b
+	}()
+	out, rerr := io.ReadAll(p.stdout)
+	stderr := bytes.TrimSpace(<-errOut)
+	name := filepath.Base(p.binary)
+	if p.cmd != nil {
+		if err := p.cmd.Wait(); err != nil {
+			return Reply{}, fmt.Errorf("%s start: %w: %s", name, err, stderr)
+		}
+	}
+	if rerr != nil {
+		return Reply{}, fmt.Errorf("%s start: read its reply: %w", name, rerr)
 	}
 	r, err := ParseReply(out)
 	if err != nil {
-		return Reply{}, fmt.Errorf("%s start: %w", filepath.Base(inv.Binary), err)
+		if len(stderr) > 0 {
+			return Reply{}, fmt.Errorf("%s start: %w: %s", name, err, stderr)
+		}
+		return Reply{}, fmt.Errorf("%s start: %w", name, err)
 	}
 	return r, nil
 }

@@ -40,6 +40,7 @@ type fakeDelegate struct {
 	// gVisor's per-container shim and Kata (os.Exit) do.
 	exitOnShutdown bool
 	srv            *ttrpc.Server
+	shutdowns      atomic.Int32
 }
 
 func (f *fakeDelegate) Create(_ context.Context, r *taskv3.CreateTaskRequest) (*taskv3.CreateTaskResponse, error) {
@@ -56,6 +57,7 @@ func (f *fakeDelegate) Connect(_ context.Context, r *taskv3.ConnectRequest) (*ta
 }
 
 func (f *fakeDelegate) Shutdown(context.Context, *taskv3.ShutdownRequest) (*emptypb.Empty, error) {
+	f.shutdowns.Add(1)
 	if f.exitOnShutdown {
 		f.srv.Close()
 		time.Sleep(50 * time.Millisecond) // the router sees the connection end first

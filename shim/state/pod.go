@@ -82,6 +82,19 @@ func (p *Pod) AddMember(id string) error {
 	return os.WriteFile(p.member(id), nil, 0o600)
 }
 
+// Members lists the containers of the pod.
+func (p *Pod) Members() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(p.dir, "members"))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ents))
+	for i, e := range ents {
+		ids[i] = e.Name()
+	}
+	return ids, nil
+}
+
 // RemoveMember forgets a container and reports how many remain.
 func (p *Pod) RemoveMember(id string) (remaining int, err error) {
 	if err := os.Remove(p.member(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
