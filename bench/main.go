@@ -78,9 +78,12 @@ type bench struct {
 
 func main() {
 	out := flag.String("out", "bench/RESULTS.md", "results file")
-	pairs := flag.Int("pairs", 30, "paired runs per comparison")
-	rpcs := flag.Int("rpcs", 2000, "forwarded RPCs per latency sample")
+	pairs := flag.Int("pairs", 60, "paired runs per comparison")
+	rpcs := flag.Int("rpcs", 10000, "forwarded RPCs per latency sample")
+	only := flag.String("only", "", "comma-separated comparisons to run (start,hardening,runsc,rpc,memory,pod,kata); all when empty")
+	versions := flag.String("versions", "2,1.6", "comma-separated containerd versions (2, 1.6)")
 	flag.Parse()
+	want := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 	p := &harness.Program{}
 	defer p.Close()
 	env, err := harness.ReadEnv(harness.EnvPath())
@@ -95,30 +98,51 @@ func main() {
 	var report strings.Builder
 	fmt.Fprintf(&report, "# Benchmarks\n\nProduced by `make bench` (`go run ./bench -pairs %d -rpcs %d`) on %s; %s.\n",
 		*pairs, *rpcs, time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
+	if *only != "" || *versions != "2,1.6" {
+		fmt.Fprintf(&report, "Only: `-only %q -versions %q`.\n", *only, *versions)
+	}
 	report.WriteString("Every comparison runs both sides on the same private containerd, interleaved in pairs\n" +
 		"(the order alternates each pair), and reports the median of the per-pair ratios.\n\n")
-	for _, v := range []harness.Version{harness.V2, harness.V16} {
+	for _, name := range strings.Split(*versions, ",") {
+		v := map[string]harness.Version{"2": harness.V2, "1.6": harness.V16}[name]
+		if v == 0 {
+			p.Fatalf("-versions: unknown containerd version %q (2 or 1.6)", name)
+		}
 		b := newBench(p, env, bin, v)
 		fmt.Fprintf(&report, "## %v\n\n", v)
 		report.WriteString("| comparison (A / B) | A median | B median | median ratio A/B | target |\n|---|---|---|---|---|\n")
 		triage := b.triageArgs()
-		b.startToExit(&report, "`ctr run --rm … true`: Triage→runc (pass-through hardening) / runc shim", *pairs,
-			triage, []string{"--runtime", "io.containerd.runc.v2"}, "≤ 1.05")
-		b.startToExit(&report, "cost of the default hardening: Triage→runc hardened / Triage→runc pass-through", *pairs,
-			append(b.triageArgs(), "--label", "bench=hardened"), triage, "(reported)")
-		b.startToExit(&report, "`ctr run --rm … true`: Triage→runsc (default hardening) / runsc shim (systrap)", *pairs/2,
-			append(b.triageArgs(), "--label", "bench=gvisor"),
-			[]string{"--runtime", "io.containerd.runsc.v1", "--runtime-config-path", b.d.RunscConfig(),
-				"--annotation", "io.kubernetes.cri.container-type=sandbox"}, "≤ 1.05")
-		b.rpcLatency(&report, *rpcs)
-		b.memory(&report)
-		b.podStart(&report, *pairs/3, 20)
+		if want("start") {
+			b.startToExit(&report, "`ctr run --rm … true`: Triage→runc (pass-through hardening) / runc shim", *pairs,
+				triage, []string{"--runtime", "io.containerd.runc.v2"}, "≤ 1.05")
+		}
+		if want("hardening") {
+			b.startToExit(&report, "cost of the default hardening: Triage→runc hardened / Triage→runc pass-through", *pairs,
+				append(b.triageArgs(), "--label", "bench=hardened"), triage, "(reported)")
+		}
+		if want("runsc") {
+			b.startToExit(&report, "`ctr run --rm … true`: Triage→runsc (default hardening) / runsc shim (systrap)", *pairs/2,
+				append(b.triageArgs(), "--label", "bench=gvisor"),
+				[]string{"--runtime", "io.containerd.runsc.v1", "--runtime-config-path", b.d.RunscConfig(),
+					"--annotation", "io.kubernetes.cri.container-type=sandbox"}, "≤ 1.05")
+		}
+		if want("rpc") {
+			b.rpcLatency(&report, *rpcs)
+		}
+		if want("memory") {
+			b.memory(&report)
+		}
+		if want("pod") {
+			b.podStart(&report, *pairs/3, 20)
+		}
 		p.Close()
-		k := newKataBench(p, env, bin, v)
-		k.startToExit(&report, "`ctr run --rm … true`: Triage→Kata (default hardening) / Kata shim (fake VM: Kata's remote hypervisor + fakevm)", *pairs/2,
-			k.triageArgs(), k.kataDirect, "≤ 1.05")
+		if want("kata") {
+			k := newKataBench(p, env, bin, v)
+			k.startToExit(&report, "`ctr run --rm … true`: Triage→Kata (default hardening) / Kata shim (fake VM: Kata's remote hypervisor + fakevm)", *pairs/2,
+				k.triageArgs(), k.kataDirect, "≤ 1.05")
+			p.Close()
+		}
 		report.WriteString("\n")
-		p.Close()
 	}
 	if err := os.WriteFile(*out, []byte(report.String()), 0o644); err != nil {
 		p.Fatalf("%v", err)
@@ -271,6 +295,12 @@ func (b *bench) rpcLatency(w *strings.Builder, n int) {
 			b.p.Fatalf("State: %v", err)
 		}
 		return float64(time.Since(s).Microseconds())
+	}
+	// Both connections and the processes behind them warm up first: the
+	// figure is the steady state a long-lived pod sees.
+	for range n / 10 {
+		time1(router)
+		time1(direct)
 	}
 	var tr, dr []float64
 	for i := range n {

@@ -107,10 +107,16 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	pol, err := loadPolicy(in.options)
-	if err != nil {
-		return "", err
+	// The policy loads while the spec is read and the pod locked.
+	type policyResult struct {
+		pol *policy.Policy
+		err error
 	}
+	loaded := make(chan policyResult, 1)
+	go func() {
+		pol, err := loadPolicy(in.options)
+		loaded <- policyResult{pol, err}
+	}()
 	spec, err := readSpec(bundle)
 	if err != nil {
 		return "", err
@@ -133,6 +139,11 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 		pod.Unlock()
 	}()
+	lp := <-loaded
+	if lp.err != nil {
+		return "", lp.err
+	}
+	pol := lp.pol
 
 	inv := delegate.Invocation{
 		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
