@@ -80,9 +80,14 @@ func TestExecKillDelete(t *testing.T) {
 	})
 }
 
+// groupPolicy lets runc's group annotation through, which hardening strips by default.
+const groupPolicy = runcOnlyPolicy + `  [tier.trusted.hardening]
+  allow_annotations = ["io.containerd.runc.v2.group"]
+`
+
 func TestGroupSharesOneRouter(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
-		n := startNode(t, v, runcOnlyPolicy)
+		n := startNode(t, v, groupPolicy)
 		before := n.snapshot()
 		// ctr run --label puts the key into both the container labels and the OCI annotations.
 		ids := []string{n.ID("g1"), n.ID("g2")}
@@ -92,6 +97,10 @@ func TestGroupSharesOneRouter(t *testing.T) {
 		}
 		if r := n.routers(); len(r) != 1 {
 			t.Fatalf("%d routers serve the group, want 1: %v", len(r), r)
+		}
+		// runc groups them too, as it would without Triage.
+		if s := n.processes("/containerd-shim-runc-v2"); len(s) != 1 {
+			t.Fatalf("%d runc shims serve the group, want 1: %v", len(s), s)
 		}
 		for _, id := range ids {
 			if out := n.mustCtr("task", "exec", "--exec-id", "x", id, "echo", id+"-alive"); strings.TrimSpace(out) != id+"-alive" {

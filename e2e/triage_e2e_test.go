@@ -119,7 +119,10 @@ func (n *node) triageStateDir() string {
 }
 
 // routers lists the router daemons serving this node.
-func (n *node) routers() []int {
+func (n *node) routers() []int { return n.processes("/triage-router") }
+
+// processes lists the processes of binaries whose path ends in suffix that serve this node.
+func (n *node) processes(suffix string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -132,7 +135,7 @@ func (n *node) routers() []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if strings.HasSuffix(args[0], "/triage-router") && strings.Contains(string(b), n.Address()) {
+		if strings.HasSuffix(args[0], suffix) && strings.Contains(string(b), n.Address()) {
 			pids = append(pids, pid)
 		}
 	}
