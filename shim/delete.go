@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -59,11 +58,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	}
 	var reaped *taskv2.DeleteResponse
 	if !canConnect(sock) {
-		d := m.Delegate
-		if d.Address == "" {
-			d = unrecordedDelegate(ctx, bundle, d, "unix://"+sock, f.id)
-		}
-		reaped = reapOrphan(ctx, d, f.id)
+		reaped = reapOrphan(ctx, m.Delegate, f.id)
 	}
 	inv := delegate.Invocation{
 		Binary: m.Delegate.Binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
@@ -101,39 +96,11 @@ func leavePod(f flags, podID, sock string) error {
 	return pod.Remove()
 }
 
-// unrecordedDelegate finds the delegate of a container whose router died
-// before the delegate's start answered it: the start wrote the delegate's
-// address to the bundle's ./address, and the task API version is the one it
-// answers Connect in. d is returned unchanged when there is none.
-func unrecordedDelegate(ctx context.Context, bundle string, d state.Delegate, router, id string) state.Delegate {
-	b, err := os.ReadFile(filepath.Join(bundle, "address"))
-	addr := strings.TrimSpace(string(b))
-	if err != nil || addr == "" || addr == router {
-		return d
-	}
-	for _, version := range []int{3, 2} {
-		c, err := delegate.Dial(ctx, addr, version, func() {})
-		if err != nil {
-			return d
-		}
-		_, err = c.Connect(ctx, &taskv2.ConnectRequest{ID: id})
-		c.Close()
-		if err == nil {
-			d.Address, d.Version = addr, version
-			return d
-		}
-	}
-	return d
-}
-
 // reapOrphan stops a container whose router died, through its delegate's
 // task API: kill, wait, delete, then ask the delegate to shut down (it exits
 // once it serves nothing). It returns the Delete reply, or nil when the
 // delegate no longer knows the container.
 func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.DeleteResponse {
-	if d.Address == "" {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*reapTimeout)
 	defer cancel()
 	closed := make(chan struct{})

@@ -108,7 +108,7 @@ func (g *guess) withdraw(ctx context.Context, id string, wait bool) error {
 		return nil
 	}
 	g.taken = true
-	if !g.pending.Running() {
+	if !g.pending.Started() {
 		return nil // the group's shim: not started by this start
 	}
 	reply, err := g.pending.Reply()

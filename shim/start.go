@@ -229,50 +229,41 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 	if !existing {
+		// Start the router now: it initialises while the delegate starts.
+		daemon, err := spawnRouter(f, podID, bundle, l)
+		l.Close()
+		if err != nil {
+			os.Remove(sock)
+			abandon(ctx, pending, f.id)
+			return "", err
+		}
 		defer func() {
-			l.Close()
 			if retErr != nil {
+				daemon.Kill()
+				daemon.Wait()
 				os.Remove(sock)
 			}
 		}()
 	}
-	// A new pod's router takes a running delegate start over and completes
-	// the marker when the delegate answers, while containerd connects.
-	// Otherwise start waits for the delegate here.
-	handover := !existing && pending.Running()
-	if !handover {
-		reply, err := pending.Reply()
-		if err != nil {
-			return "", fmt.Errorf("tier %q: %w", tier.Name, err)
-		}
-		defer func() {
-			if retErr != nil {
-				shutdownDelegate(ctx, reply, f.id)
-			}
-		}()
-		marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
-	}
-	err = recordMember(bundle, marker, pod, f.id, d, member)
-	if err == nil && !handover {
-		// containerd 1.6/1.7 reconnect through ./address, which the
-		// delegate's start wrote with its own address.
-		err = state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644)
-	}
-	if err == nil && !existing {
-		// Last: nothing after the router starts can fail.
-		handed := pending
-		if !handover {
-			handed = nil
-		}
-		err = spawnRouter(f, podID, bundle, l, handed)
-	}
+	reply, err := pending.Reply()
 	if err != nil {
-		if handover {
-			abandon(ctx, pending, f.id)
+		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			shutdownDelegate(ctx, reply, f.id)
 		}
+	}()
+	marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
+	if err := recordMember(bundle, marker, pod, f.id, d, member); err != nil {
 		return "", err
 	}
-	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": binary, "guessed": took}).Debug("container routed")
+	// containerd 1.6/1.7 reconnect through ./address, which the delegate's
+	// start wrote with its own address.
+	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
+		return "", err
+	}
+	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": reply.Address, "guessed": took}).Debug("container routed")
 	return addr, nil
 }
 
@@ -341,41 +332,30 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 }
 
 // spawnRouter starts the router daemon (triage-router, next to this binary)
-// for the pod on listener l, handing it p, the running start of the delegate
-// of its first container, if not nil. It runs in its own process group with
-// no stdio (containerd reads start's output until every copy of the pipes is
-// closed); the listener is fd 3, the delegate start's stdout and stderr fds
-// 4 and 5.
-func spawnRouter(f flags, podID, bundle string, l *net.UnixListener, p *delegate.Pending) error {
+// for the pod on listener l. It runs in its own process group with no stdio
+// (containerd reads start's output until every copy of the pipes is closed)
+// and the listener as fd 3.
+func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (*os.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	daemon := filepath.Join(filepath.Dir(self), router.DaemonBinary)
 	lf, err := l.File()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer lf.Close()
 	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
-	files := []*os.File{lf}
-	if p != nil {
-		stdout, stderr := p.Files()
-		args = append(args, "-pending", f.id, "-delegate", p.Binary())
-		files = append(files, stdout, stderr)
-	}
 	if f.debug {
 		args = append(args, "-debug")
 	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
-	cmd.ExtraFiles = files
+	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
+		return nil, fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
 	}
-	if p != nil {
-		p.Close()
-	}
-	return nil
+	return cmd.Process, nil
 }

@@ -101,12 +101,11 @@ func (inv Invocation) command(ctx context.Context, action string) *exec.Cmd {
 	return cmd
 }
 
-// Pending is a delegate's `start` under way. Its reply is read from its
-// stdout, by the process that spawned it or by the one it was handed to
-// (the router of a new pod).
+// Pending is a delegate's `start` under way, or answered already. The
+// process that spawned it stays its parent until it has finished: shims read
+// their parent (containerd's child) at start, for one its OOM score.
 type Pending struct {
-	binary string
-	// cmd is set in the process that spawned the start, which reaps it.
+	binary         string
 	cmd            *exec.Cmd
 	stdout, stderr *os.File
 	// answer is set when the reply is known without a start (Answered).
@@ -118,8 +117,8 @@ type Pending struct {
 // a few hundred bytes.
 const maxStdin = 32 << 10
 
-// Spawn starts the delegate's `start` with stdin and returns at once. The
-// caller reads its reply, or hands it over (Files), then Closes.
+// Spawn starts the delegate's `start` with stdin and returns at once; Reply
+// waits for it.
 func (inv Invocation) Spawn(ctx context.Context, stdin []byte) (*Pending, error) {
 	if len(stdin) > maxStdin {
 		return nil, fmt.Errorf("%s start: input of %d bytes is over %d", filepath.Base(inv.Binary), len(stdin), maxStdin)
@@ -168,42 +167,27 @@ func (inv Invocation) Spawn(ctx context.Context, stdin []byte) (*Pending, error)
 	return &Pending{binary: inv.Binary, cmd: cmd, stdout: outR, stderr: errR}, nil
 }
 
-// Adopt takes over a delegate `start` another process spawned, from the
-// read ends of its stdout and stderr.
-func Adopt(binary string, stdout, stderr *os.File) *Pending {
-	return &Pending{binary: binary, stdout: stdout, stderr: stderr}
-}
-
 // Answered is a start whose reply is already known: a shim that serves the
 // container's group, which its start would only have named.
 func Answered(binary string, r Reply) *Pending {
 	return &Pending{binary: binary, answer: &r}
 }
 
-// Running tells whether a start is under way (its reply is not known yet):
-// only then can it be handed over.
-func (p *Pending) Running() bool { return p.answer == nil }
+// Started tells whether Spawn started the delegate (not Answered).
+func (p *Pending) Started() bool { return p.answer == nil }
 
-// Binary is the delegate shim being started.
-func (p *Pending) Binary() string { return p.binary }
-
-// Files are the read ends of the start's stdout and stderr, to hand over.
-func (p *Pending) Files() (stdout, stderr *os.File) { return p.stdout, p.stderr }
-
-// Close releases this process's ends of the pipes (after a hand-over).
-func (p *Pending) Close() {
-	if p.Running() {
-		p.stdout.Close()
-		p.stderr.Close()
-	}
+// close releases this process's ends of the pipes.
+func (p *Pending) close() {
+	p.stdout.Close()
+	p.stderr.Close()
 }
 
 // Reply waits for the start to finish and parses what it printed.
 func (p *Pending) Reply() (Reply, error) {
-	if !p.Running() {
+	if p.answer != nil {
 		return *p.answer, nil
 	}
-	defer p.Close()
+	defer p.close()
 	errOut := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(p.stderr)
@@ -212,10 +196,8 @@ func (p *Pending) Reply() (Reply, error) {
 	out, rerr := io.ReadAll(p.stdout)
 	stderr := bytes.TrimSpace(<-errOut)
 	name := filepath.Base(p.binary)
-	if p.cmd != nil {
-		if err := p.cmd.Wait(); err != nil {
-			return Reply{}, fmt.Errorf("%s start: %w: %s", name, err, stderr)
-		}
+	if err := p.cmd.Wait(); err != nil {
+		return Reply{}, fmt.Errorf("%s start: %w: %s", name, err, stderr)
 	}
 	if rerr != nil {
 		return Reply{}, fmt.Errorf("%s start: read its reply: %w", name, rerr)

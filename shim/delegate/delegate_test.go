@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -58,51 +57,12 @@ func TestSpawnFailureNamesTheDelegatesError(t *testing.T) {
 	}
 }
 
-// A start handed to another process (the router) is read there: its
-// reply, or its error, arrives through the pipes alone.
-func TestAdoptedStartReportsReplyAndError(t *testing.T) {
-	for _, tc := range []struct {
-		script, want string
-		ok           bool
-	}{
-		{`sleep 0.1; echo unix:///run/s/def`, "unix:///run/s/def", true},
-		{`echo "shim: bundle is gone" >&2; exit 1`, "bundle is gone", false},
-	} {
-		inv := fakeShim(t, tc.script)
-		p, err := inv.Spawn(context.Background(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, errOut := p.Files()
-		// The router receives its own copies of the read ends.
-		out2, err := os.OpenFile("/proc/self/fd/"+itoa(out.Fd()), os.O_RDONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err2, err := os.OpenFile("/proc/self/fd/"+itoa(errOut.Fd()), os.O_RDONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Close()
-		r, err := Adopt(inv.Binary, out2, err2).Reply()
-		switch {
-		case tc.ok && (err != nil || r.Address != tc.want):
-			t.Errorf("adopted reply = %+v, %v; want %s", r, err, tc.want)
-		case !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("adopted reply error = %v, want it to name %q", err, tc.want)
-		}
-		p.cmd.Wait()
-	}
-}
-
 func TestAnsweredNeedsNoStart(t *testing.T) {
 	p := Answered("/bin/containerd-shim-runc-v2", Reply{Address: "unix:///run/s/group", Version: 3})
-	if p.Running() {
-		t.Error("an answered start reports itself running")
+	if p.Started() {
+		t.Error("an answered start reports a delegate started")
 	}
 	if r, err := p.Reply(); err != nil || r.Address != "unix:///run/s/group" {
 		t.Errorf("Reply = %+v, %v", r, err)
 	}
 }
-
-func itoa(fd uintptr) string { return strconv.FormatUint(uint64(fd), 10) }

@@ -16,8 +16,6 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
-
-	"github.com/triage-runtime/triage/shim/delegate"
 )
 
 // DaemonBinary is the router daemon's executable. It is a program of its
@@ -31,12 +29,9 @@ const DaemonBinary = "triage-router"
 const shutdownGrace = 2 * time.Second
 
 // Main is the router daemon, started by containerd-shim-triage-v2 start as
-// `triage-router -namespace NS -address CONTAINERD -id POD [-pending ID
-// -delegate BINARY] [-debug]` in the bundle of the pod's first container,
-// with the pod's listening socket as fd 3. With -pending, the delegate
-// `start` of that container ID is still running and handed over: its stdout
-// and stderr are fds 4 and 5. It serves the task API until its last
-// container is shut down.
+// `triage-router -namespace NS -address CONTAINERD -id POD [-debug]` in the bundle of the pod's first
+// container, with the pod's listening socket as fd 3. It serves the task API
+// until its last container is shut down.
 func Main(ctx context.Context, args []string) int {
 	// The router only waits on sockets: one P keeps a forwarded call on one
 	// thread instead of handing it between threads (State through the router:
@@ -46,26 +41,20 @@ func Main(ctx context.Context, args []string) int {
 	ns := fs.String("namespace", "", "containerd namespace of the pod")
 	fs.String("address", "", "containerd address (names the daemon in process listings)")
 	pod := fs.String("id", "", "pod (group) served")
-	pending := fs.String("pending", "", "container whose delegate start is handed over (fds 4 and 5)")
-	binary := fs.String("delegate", "", "delegate shim of the pending container")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
-	var p *delegate.Pending
-	if *pending != "" {
-		p = delegate.Adopt(*binary, os.NewFile(4, "delegate-stdout"), os.NewFile(5, "delegate-stderr"))
-	}
-	if err := serve(ctx, *pending, p); err != nil {
+	if err := serve(ctx); err != nil {
 		log.G(ctx).WithError(err).Error("router")
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, pending string, p *delegate.Pending) error {
+func serve(ctx context.Context) error {
 	l, err := net.FileListener(os.NewFile(3, "router-socket"))
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
@@ -99,13 +88,6 @@ func serve(ctx context.Context, pending string, p *delegate.Pending) error {
 		go serveOn(nl)
 	}
 	svc := New(relisten)
-	if p != nil {
-		bundle, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		svc.Adopt(pending, bundle, "unix://"+path, p)
-	}
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	go serveOn(l)
 	<-svc.Done()

@@ -46,18 +46,6 @@ type Service struct {
 	all []*conn
 	// closed is set once done is closed; guarded by mu.
 	closed bool
-	// starts are the delegate starts handed over to this router, by
-	// container id; guarded by mu.
-	starts map[string]*handover
-}
-
-// handover is a delegate start handed over by containerd-shim-triage-v2:
-// containerd may already call while it runs.
-type handover struct {
-	bundle string
-	done   chan struct{}
-	// err is set before done is closed.
-	err error
 }
 
 // conn is one delegate connection, shared by every container it serves
@@ -92,45 +80,6 @@ func New(onDelegateExit func()) *Service {
 		done:           make(chan struct{}),
 		containers:     map[string]*entry{},
 		conns:          map[string]*conn{},
-		starts:         map[string]*handover{},
-	}
-}
-
-// Adopt takes over the delegate start of container id (bundle): once the
-// delegate answers, its address completes the container's marker and the
-// bundle's ./address names the router (self) again, since the delegate wrote
-// its own there.
-func (s *Service) Adopt(id, bundle, self string, p *delegate.Pending) {
-	h := &handover{bundle: bundle, done: make(chan struct{})}
-	s.mu.Lock()
-	s.starts[id] = h
-	s.mu.Unlock()
-	go func() {
-		defer close(h.done)
-		reply, err := p.Reply()
-		if err == nil {
-			err = state.CompleteDelegate(bundle, reply.Address, reply.Version, self)
-		}
-		if err != nil {
-			log.L.WithError(err).WithField("id", id).Error("delegate start")
-			h.err = err
-		}
-	}()
-}
-
-// awaitStart waits for container id's handed-over delegate start, if any.
-func (s *Service) awaitStart(ctx context.Context, id string) (*handover, error) {
-	s.mu.Lock()
-	h := s.starts[id]
-	s.mu.Unlock()
-	if h == nil {
-		return nil, nil
-	}
-	select {
-	case <-h.done:
-		return h, h.err
-	case <-ctx.Done():
-		return h, ctx.Err()
 	}
 }
 
@@ -219,9 +168,6 @@ func (s *Service) lookup(id string) (*entry, error) {
 // Create routes a new container to the delegate its bundle marker names, with
 // the options Triage built for that delegate.
 func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*taskv2.CreateTaskResponse, error) {
-	if _, err := s.awaitStart(ctx, r.ID); err != nil {
-		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrFailedPrecondition))
-	}
 	m, err := state.ReadContainer(r.Bundle)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrFailedPrecondition))
@@ -281,8 +227,6 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 		if _, err := e.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("delegate shutdown")
 		}
-	} else {
-		s.shutdownUnclaimed(ctx, r)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,27 +234,6 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 		s.finishLocked()
 	}
 	return &emptypb.Empty{}, nil
-}
-
-// shutdownUnclaimed shuts down the delegate of a handed-over start that no
-// Create claimed (containerd gave up on the container first).
-func (s *Service) shutdownUnclaimed(ctx context.Context, r *taskv2.ShutdownRequest) {
-	h, err := s.awaitStart(ctx, r.ID)
-	if h == nil || err != nil {
-		return
-	}
-	m, err := state.ReadContainer(h.bundle)
-	if err != nil {
-		return
-	}
-	c, err := delegate.Dial(ctx, m.Delegate.Address, m.Delegate.Version, func() {})
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	if _, err := c.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
-		log.G(ctx).WithError(err).WithField("id", r.ID).Warn("delegate shutdown")
-	}
 }
 
 // route forwards r to the delegate that owns the container r names.

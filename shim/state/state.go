@@ -20,10 +20,6 @@ const markerName = "triage.json"
 type Delegate struct {
 	Runtime string `json:"runtime"`
 	Binary  string `json:"binary"`
-	// Address and Version are where the delegate serves the task API. They
-	// are empty while the router of a new pod waits for the delegate's
-	// start (see CompleteDelegate); the delegate has then written its
-	// address to the bundle's ./address.
 	Address string `json:"address"`
 	Version int    `json:"version"`
 	// Options is the marshalled Any Triage built for the delegate; Create
@@ -70,21 +66,6 @@ func ReadContainer(bundle string) (Container, error) {
 		return c, fmt.Errorf("marker %s: %w", filepath.Join(bundle, markerName), err)
 	}
 	return c, nil
-}
-
-// CompleteDelegate records where a container's delegate serves, once its
-// start has answered, and makes the bundle's ./address name router again:
-// the delegate's start wrote its own address there.
-func CompleteDelegate(bundle, address string, version int, router string) error {
-	c, err := ReadContainer(bundle)
-	if err != nil {
-		return err
-	}
-	c.Delegate.Address, c.Delegate.Version = address, version
-	if err := WriteContainer(bundle, c); err != nil {
-		return err
-	}
-	return WriteFileAtomic(filepath.Join(bundle, "address"), []byte(router), 0o644)
 }
 
 // WriteFileAtomic replaces name with data so that readers never see a torn
