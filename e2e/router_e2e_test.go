@@ -314,3 +314,50 @@ func (n *node) runRefused(what string, want []string, img, id string, flags ...s
 	n.t.Logf("ctr says: %s", stderr)
 	n.ctr("container", "delete", id)
 }
+
+// The delegate's shim must come up as it would without Triage: runc's shim sets its
+// OOM score from its start's parent, which is Triage's start (a child of containerd,
+// like runc's own start) and must still be alive then.
+func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, runcOnlyPolicy)
+		// A score of containerd's own that init (the parent of an orphan) does not have.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", n.PID()), []byte("500"), 0); err != nil {
+			t.Fatal(err)
+		}
+		before := n.snapshot()
+		routed, direct := n.ID("routed"), n.ID("direct")
+		n.mustCtr(n.runArgs("-d", image, routed, "sleep", "300")...)
+		n.mustCtr("run", "-d", "--runtime", "io.containerd.runc.v2", image, direct, "sleep", "300")
+		score := func(id string) string {
+			t.Helper()
+			for _, pid := range n.processes("/containerd-shim-runc-v2") {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if !bytes.Contains(cmdline, []byte("\x00"+id+"\x00")) {
+					continue
+				}
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.TrimSpace(string(b))
+			}
+			t.Fatalf("no runc shim serves %s", id)
+			return ""
+		}
+		if got, want := score(routed), score(direct); got != want || want != "501" {
+			t.Errorf("runc's shim behind Triage has oom_score_adj %s, without Triage %s (want containerd's 500 + 1 for both)", got, want)
+		}
+		for _, id := range []string{routed, direct} {
+			n.mustCtr("task", "kill", "-s", "SIGKILL", id)
+		}
+		for _, id := range []string{routed, direct} {
+			waitFor(t, id+" to stop", 10*time.Second, func() bool {
+				_, _, code := n.ctr("task", "delete", id)
+				return code == 0
+			})
+			n.mustCtr("container", "delete", id)
+		}
+		n.assertSettled(before)
+	})
+}
