@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/triage-runtime/triage/hardening/execrule"
 )
 
 // RuntimeKind is the family of a tier's delegate, which decides how each hardening control
@@ -92,18 +94,7 @@ const (
 // User returns the uid and gid of a "UID[:GID]" setting (gid defaults to uid), and false
 // for "allow", "deny" or a malformed value.
 func (r RunAsNonRoot) User() (uid, gid uint32, ok bool) {
-	u, g, hasGID := strings.Cut(string(r), ":")
-	uid64, err := strconv.ParseUint(u, 10, 32)
-	if err != nil {
-		return 0, 0, false
-	}
-	gid64 := uid64
-	if hasGID {
-		if gid64, err = strconv.ParseUint(g, 10, 32); err != nil {
-			return 0, 0, false
-		}
-	}
-	return uint32(uid64), uint32(gid64), true
+	return execrule.ParseUser(string(r))
 }
 
 // Hardening is a tier's [tier.NAME.hardening] table: what Triage changes in a workload's

@@ -2,15 +2,11 @@ package shim
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -20,19 +16,6 @@ import (
 
 // metadataTimeout bounds the containerd API calls made at start.
 const metadataTimeout = 3 * time.Second
-
-// readSpec reads the bundle's OCI spec.
-func readSpec(bundle string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
-	}
-	return &s, nil
-}
 
 // gatherFacts reads what containerd knows about the container: its labels
 // and image, and its namespace's labels. Trust decisions depend on them, so

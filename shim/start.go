@@ -117,7 +117,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		pol, err := loadPolicy(in.options)
 		loaded <- policyResult{pol, err}
 	}()
-	spec, err := readSpec(bundle)
+	spec, err := state.ReadSpec(bundle)
 	if err != nil {
 		return "", err
 	}

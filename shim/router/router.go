@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -325,7 +324,7 @@ func (e *entry) hardenExec(r *taskv2.ExecProcessRequest) error {
 	if err := json.Unmarshal(r.GetSpec().GetValue(), &p); err != nil {
 		return fmt.Errorf("exec %s: process spec: %w: %w", r.ExecID, err, errdefs.ErrInvalidArgument)
 	}
-	container, err := readSpec(e.bundle)
+	container, err := state.ReadSpec(e.bundle)
 	if err != nil {
 		return fmt.Errorf("exec %s: %w: %w", r.ExecID, err, errdefs.ErrFailedPrecondition)
 	}
@@ -338,18 +337,6 @@ func (e *entry) hardenExec(r *taskv2.ExecProcessRequest) error {
 	}
 	r.Spec = &anypb.Any{TypeUrl: r.Spec.GetTypeUrl(), Value: b}
 	return nil
-}
-
-func readSpec(bundle string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
-	}
-	return &s, nil
 }
 
 func (s *Service) ResizePty(ctx context.Context, r *taskv2.ResizePtyRequest) (*emptypb.Empty, error) {

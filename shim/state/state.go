@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/triage-runtime/triage/hardening/execrule"
 )
 
@@ -66,6 +68,19 @@ func ReadContainer(bundle string) (Container, error) {
 		return c, fmt.Errorf("marker %s: %w", filepath.Join(bundle, markerName), err)
 	}
 	return c, nil
+}
+
+// ReadSpec reads the OCI spec of bundle.
+func ReadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	return &s, nil
 }
 
 // WriteFileAtomic replaces name with data so that readers never see a torn
