@@ -27,22 +27,13 @@ import (
 // policyTOML has a pass-through runc tier (hardening that changes nothing, so the router's
 // own cost is measured against runc alone), the same runc tier with the default hardening,
 // and a gVisor tier; labels pick the tier.
-const policyTOML = `default_tier = "passthrough"
+var policyTOML = `default_tier = "passthrough"
 audit_log = "%s"
 
 [tier.passthrough]
 strength = 10
 runtime = "io.containerd.runc.v2"
-  [tier.passthrough.hardening]
-  seccomp = "keep"
-  capabilities = ["ALL"]
-  no_new_privileges = false
-  mask_proc = false
-  pids_limit = 0
-  host_namespaces = "allow"
-  sensitive_mounts = "allow"
-  host_devices = "allow"
-
+` + harness.PassThroughHardening("passthrough") + `
 [tier.hardened]
 strength = 15
 runtime = "io.containerd.runc.v2"

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/triage-runtime/triage/e2e/harness"
 )
@@ -94,12 +93,7 @@ func TestGVisorExecKillDelete(t *testing.T) {
 		if code != 6 || !strings.Contains(stdout, "gVisor") {
 			t.Fatalf("exec under gVisor: exit %d, stdout %q, stderr %q; want exit 6 and gVisor's dmesg", code, stdout, stderr)
 		}
-		n.mustCtr("task", "kill", "-s", "SIGKILL", c1)
-		waitFor(t, "the gVisor container to be deletable", 15*time.Second, func() bool {
-			_, _, code := n.ctr("task", "delete", c1)
-			return code == 0
-		})
-		n.mustCtr("container", "delete", c1)
+		n.removeTasks(c1)
 		n.assertSettled(before)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/triage-runtime/triage/e2e/harness"
 )
@@ -65,7 +64,7 @@ func TestPosture(t *testing.T) {
 		t.Run("trusted runc", func(t *testing.T) {
 			c := n.ID("posture-runc")
 			n.mustCtr(n.runArgs("-d", image, c, "sleep", "300")...)
-			defer n.removeTask(c)
+			defer n.removeTasks(c)
 			out := n.mustCtr("task", "exec", "--exec-id", "probe", c, "sh", "-c", probe)
 			got := parseProbe(t, out)
 			if pidsMax := n.hostPidsMax(c); pidsMax != "4096" {
@@ -142,20 +141,12 @@ func TestEscapeAttemptsFail(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("run: exit %d: %s %s", code, out, stderr)
 		}
-		defer n.removeTask(c)
+		defer n.removeTasks(c)
 		out, _, _ = n.ctr(n.runArgs("--rm", image, n.ID("escape-run"), "sh", "-c", escapeScript())...)
 		check(t, "ctr run", out)
 		out, _, _ = n.ctr("task", "exec", "--exec-id", "esc", c, "sh", "-c", escapeScript())
 		check(t, "ctr task exec", out)
 	})
-}
-
-// removeTask kills and deletes a container started with ctr run -d.
-func (n *node) removeTask(id string) {
-	n.t.Helper()
-	n.ctr("task", "kill", "-s", "SIGKILL", id)
-	waitFor(n.t, id+" to be deletable", 10*time.Second, func() bool { _, _, code := n.ctr("task", "delete", id); return code == 0 })
-	n.ctr("container", "delete", id)
 }
 
 // hostPidsMax reads, on the host, pids.max of the cgroup v1 pids controller the running

@@ -107,16 +107,7 @@ func TestGroupSharesOneRouter(t *testing.T) {
 				t.Fatalf("exec in %s: %q", id, out)
 			}
 		}
-		for _, id := range ids {
-			n.mustCtr("task", "kill", "-s", "SIGKILL", id)
-		}
-		for _, id := range ids {
-			waitFor(t, id+" to stop", 10*time.Second, func() bool {
-				_, _, code := n.ctr("task", "delete", id)
-				return code == 0
-			})
-			n.mustCtr("container", "delete", id)
-		}
+		n.removeTasks(ids...)
 		n.assertSettled(before, n.runcGroupSockets(group)...)
 	})
 }
@@ -131,12 +122,7 @@ func TestContainerdRestartReconnects(t *testing.T) {
 		if out := n.mustCtr("task", "exec", "--exec-id", "after-restart", c1, "echo", "still-here"); strings.TrimSpace(out) != "still-here" {
 			t.Fatalf("exec after containerd restart: %q", out)
 		}
-		n.mustCtr("task", "kill", "-s", "SIGKILL", c1)
-		waitFor(t, "c1 to be deletable", 10*time.Second, func() bool {
-			_, _, code := n.ctr("task", "delete", c1)
-			return code == 0
-		})
-		n.mustCtr("container", "delete", c1)
+		n.removeTasks(c1)
 		n.assertSettled(before)
 	})
 }
@@ -348,16 +334,7 @@ func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
 		if got, want := score(routed), score(direct); got != want || want != "501" {
 			t.Errorf("runc's shim behind Triage has oom_score_adj %s, without Triage %s (want containerd's 500 + 1 for both)", got, want)
 		}
-		for _, id := range []string{routed, direct} {
-			n.mustCtr("task", "kill", "-s", "SIGKILL", id)
-		}
-		for _, id := range []string{routed, direct} {
-			waitFor(t, id+" to stop", 10*time.Second, func() bool {
-				_, _, code := n.ctr("task", "delete", id)
-				return code == 0
-			})
-			n.mustCtr("container", "delete", id)
-		}
+		n.removeTasks(routed, direct)
 		n.assertSettled(before)
 	})
 }

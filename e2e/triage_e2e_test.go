@@ -97,6 +97,22 @@ func (n *node) ctr(args ...string) (string, string, int) {
 	return stdout, stderr, code
 }
 
+// removeTasks kills containers started with ctr run -d, waits until each task can be
+// deleted, and deletes it and its container.
+func (n *node) removeTasks(ids ...string) {
+	n.t.Helper()
+	for _, id := range ids {
+		n.mustCtr("task", "kill", "-s", "SIGKILL", id)
+	}
+	for _, id := range ids {
+		waitFor(n.t, id+" to be deletable", 20*time.Second, func() bool {
+			_, _, code := n.ctr("task", "delete", id)
+			return code == 0
+		})
+		n.mustCtr("container", "delete", id)
+	}
+}
+
 // mustCtr runs ctr and fails the test unless it exits 0.
 func (n *node) mustCtr(args ...string) string {
 	n.t.Helper()

@@ -25,7 +25,7 @@ import (
 
 // passThroughPolicy routes every workload to runc and changes nothing in its spec, so the
 // triage handler should pass what the runc handler passes.
-const passThroughPolicy = `default_tier = "trusted"
+var passThroughPolicy = `default_tier = "trusted"
 audit_log = "@AUDIT@"
 
 [tier.trusted]
@@ -33,16 +33,7 @@ strength = 10
 runtime = "io.containerd.runc.v2"
   [tier.trusted.runc]
   root = "@RUNC_ROOT@"
-  [tier.trusted.hardening]
-  seccomp = "keep"
-  capabilities = ["ALL"]
-  no_new_privileges = false
-  mask_proc = false
-  pids_limit = 0
-  host_namespaces = "allow"
-  sensitive_mounts = "allow"
-  host_devices = "allow"
-`
+` + harness.PassThroughHardening("trusted")
 
 // skips are the specs that cannot pass on this machine whatever the runtime, with the reason;
 // each key is a ginkgo -skip regular expression.

@@ -45,3 +45,19 @@ func TriageRuntime(t T, bin string, v Version, policyPath string) Runtime {
 	return Runtime{Name: "triage", Type: rt.RuntimeType, Options: rt.Options,
 		PodAnnotations: rt.PodAnnotations, ContainerAnnotations: rt.ContainerAnnotations}
 }
+
+// PassThroughHardening is the [tier.NAME.hardening] table of a tier whose hardening changes
+// nothing in the spec, so that what is measured or validated through it is Triage's routing
+// alone.
+func PassThroughHardening(tier string) string {
+	return `  [tier.` + tier + `.hardening]
+  seccomp = "keep"
+  capabilities = ["ALL"]
+  no_new_privileges = false
+  mask_proc = false
+  pids_limit = 0
+  host_namespaces = "allow"
+  sensitive_mounts = "allow"
+  host_devices = "allow"
+`
+}
