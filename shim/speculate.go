@@ -65,8 +65,8 @@ func guessTier(pol *policy.Policy, member bool, pod classifier.Decision, facts c
 
 // startGuess starts tier t's delegate in the background; nil when t is nil
 // or cannot run here (start then reports why, on the real decision). When
-// running finds the shim that already serves the container (a runc group),
-// nothing is started.
+// running, if set, finds the shim that already serves the container (a runc
+// group), nothing is started.
 func startGuess(ctx context.Context, t *policy.Tier, inv delegate.Invocation, in startInput, running func(binary string, options []byte) (delegate.Reply, bool)) *guess {
 	if t == nil {
 		return nil
@@ -79,8 +79,10 @@ func startGuess(ctx context.Context, t *policy.Tier, inv delegate.Invocation, in
 	if err != nil {
 		return nil
 	}
-	if r, ok := running(binary, opts.GetValue()); ok {
-		return &guess{binary: binary, input: input, pending: delegate.Answered(binary, r)}
+	if running != nil {
+		if r, ok := running(binary, opts.GetValue()); ok {
+			return &guess{binary: binary, input: input, pending: delegate.Answered(binary, r)}
+		}
 	}
 	inv.Binary = binary
 	p, err := inv.Spawn(ctx, input)

@@ -149,9 +149,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
 		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
 	}
-	running := func(binary string, options []byte) (delegate.Reply, bool) {
-		return delegate.Reply{}, false
-	}
+	var running func(binary string, options []byte) (delegate.Reply, bool)
 	if member {
 		running = func(binary string, options []byte) (delegate.Reply, bool) {
 			return groupDelegate(bundle, spec, f.id, pod, podID, binary, options)

@@ -100,11 +100,8 @@ func (p *Pod) RemoveMember(id string) (remaining int, err error) {
 	if err := os.Remove(p.member(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
-	ents, err := os.ReadDir(filepath.Join(p.dir, "members"))
-	if err != nil {
-		return 0, err
-	}
-	return len(ents), nil
+	ids, err := p.Members()
+	return len(ids), err
 }
 
 // Remove deletes the pod's state folder (and its parents when empty). The
