@@ -77,14 +77,7 @@ func main() {
 	want := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 	p := &harness.Program{}
 	defer p.Close()
-	env, err := harness.ReadEnv(harness.EnvPath())
-	if err != nil {
-		p.Fatalf("e2e environment: %v: run `make e2e-setup` first", err)
-	}
-	bin := os.Getenv("TRIAGE_BIN")
-	if bin == "" {
-		p.Fatalf("TRIAGE_BIN is not set: run `make bench`")
-	}
+	env, bin := harness.ProgramEnv(p, "bench")
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "# Benchmarks\n\nProduced by `make bench` (`go run ./bench -pairs %d -rpcs %d`) on %s; %s.\n",

@@ -58,16 +58,9 @@ func main() {
 	flag.Parse()
 	p := &harness.Program{}
 	defer p.Close()
-	env, err := harness.ReadEnv(harness.EnvPath())
-	if err != nil {
-		p.Fatalf("e2e environment: %v: run `make e2e-setup` first", err)
-	}
+	env, bin := harness.ProgramEnv(p, "critest")
 	if env.Critest == "" {
 		p.Fatalf("e2e environment: %s has no CRITEST: run `make e2e-setup` first", harness.EnvPath())
-	}
-	bin := os.Getenv("TRIAGE_BIN")
-	if bin == "" {
-		p.Fatalf("TRIAGE_BIN is not set: run `make critest`")
 	}
 	work, err := os.MkdirTemp("/tmp", "critest")
 	if err != nil {

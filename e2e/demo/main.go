@@ -68,14 +68,7 @@ var workloads = []workload{
 func main() {
 	p := &harness.Program{}
 	defer p.Close()
-	env, err := harness.ReadEnv(harness.EnvPath())
-	if err != nil {
-		p.Fatalf("e2e environment: %v: run `make e2e-setup` first", err)
-	}
-	bin := os.Getenv("TRIAGE_BIN")
-	if bin == "" {
-		p.Fatalf("TRIAGE_BIN is not set: run `make demo`")
-	}
+	env, bin := harness.ProgramEnv(p, "demo")
 	dir, err := os.MkdirTemp("", "triage-demo")
 	if err != nil {
 		p.Fatalf("%v", err)

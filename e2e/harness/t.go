@@ -44,3 +44,18 @@ func (p *Program) Close() {
 	}
 	p.cleanups = nil
 }
+
+// ProgramEnv is what a program run by `make target` (the demo, the benchmark, critest)
+// needs: the environment e2e/setup.sh wrote, and the folder of the Triage binaries
+// (TRIAGE_BIN). It fails p, naming the fix, when either is missing.
+func ProgramEnv(p *Program, target string) (Env, string) {
+	env, err := ReadEnv(EnvPath())
+	if err != nil {
+		p.Fatalf("e2e environment: %v: run `make e2e-setup` first", err)
+	}
+	bin := os.Getenv("TRIAGE_BIN")
+	if bin == "" {
+		p.Fatalf("TRIAGE_BIN is not set: run `make %s`", target)
+	}
+	return env, bin
+}
