@@ -14,18 +14,7 @@ import (
 
 // tieredPolicy has a runc tier and a gVisor tier; workloads asking for it, or running an
 // image from the untrusted registry, go to gVisor; privileged ones are denied.
-const tieredPolicy = `default_tier = "trusted"
-audit_log = "@AUDIT@"
-
-[tier.trusted]
-strength = 10
-runtime = "io.containerd.runc.v2"
-
-[tier.sandboxed]
-strength = 20
-runtime = "io.containerd.runsc.v1"
-config_path = "@RUNSC_CONFIG@"
-
+const tieredPolicy = twoTiers + `
 [[rule]]
 name = "deny-privileged"
 action = "deny"

@@ -13,18 +13,7 @@ import (
 )
 
 // posturePolicy uses the default hardening of each tier.
-const posturePolicy = `default_tier = "trusted"
-audit_log = "@AUDIT@"
-
-[tier.trusted]
-strength = 10
-runtime = "io.containerd.runc.v2"
-
-[tier.sandboxed]
-strength = 20
-runtime = "io.containerd.runsc.v1"
-config_path = "@RUNSC_CONFIG@"
-`
+const posturePolicy = twoTiers
 
 // probe prints what the process really has, one "key: value" per line.
 const probe = `grep -E '^(CapEff|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; ` +

@@ -58,6 +58,21 @@ strength = 10
 runtime = "io.containerd.runc.v2"
 `
 
+// twoTiers is a policy with a runc tier (the default) and a gVisor tier, each with its
+// default hardening, and no rules.
+const twoTiers = `default_tier = "trusted"
+audit_log = "@AUDIT@"
+
+[tier.trusted]
+strength = 10
+runtime = "io.containerd.runc.v2"
+
+[tier.sandboxed]
+strength = 20
+runtime = "io.containerd.runsc.v1"
+config_path = "@RUNSC_CONFIG@"
+`
+
 // startNode starts containerd v with Triage on its PATH and the given policy written into
 // its folder; in the policy, @AUDIT@ stands for the audit log, @RUNSC_CONFIG@ for the
 // daemon's runsc config (systrap platform) and @DIR@ for the daemon's folder.
