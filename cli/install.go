@@ -33,7 +33,7 @@ var (
 )
 
 // binaries are installed from the folder of the running triage binary (or --from).
-var binaries = []string{"containerd-shim-triage-v2", "triage-router", "triage"}
+var binaries = []string{"containerd-shim-triage-v2", "triage-shimd", "triage-router", "triage"}
 
 // fileWrite is one file install will write: all are computed, and every check has passed,
 // before the first is written, so a refusal leaves the node as it was.
@@ -60,7 +60,7 @@ func install(args []string, stdout, stderr io.Writer) error {
 	fset.SetOutput(stderr)
 	in := installer{out: stdout}
 	fset.StringVar(&in.root, "root", "/", "`folder` every installed path is under (for images and tests)")
-	fset.StringVar(&in.from, "from", "", "`folder` holding containerd-shim-triage-v2, triage-router and triage (default: this binary's folder)")
+	fset.StringVar(&in.from, "from", "", "`folder` holding containerd-shim-triage-v2, triage-shimd, triage-router and triage (default: this binary's folder)")
 	fset.StringVar(&in.binDir, "bin-dir", "/usr/local/bin", "`folder` for the binaries; it must be on containerd's PATH")
 	fset.StringVar(&in.policySrc, "policy", "", "policy `file` to install as "+policy.DefaultPath+" (default: keep the installed one)")
 	fset.BoolVar(&in.replacePolicy, "replace-policy", false, "replace an installed policy that differs from --policy")

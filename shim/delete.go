@@ -33,11 +33,7 @@ const reapTimeout = 2 * time.Second
 func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	bundle := f.bundle
 	if bundle == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		bundle = wd
+		bundle = f.dir
 	}
 	m, err := state.ReadContainer(bundle)
 	if errors.Is(err, state.ErrNoMarker) {
@@ -62,7 +58,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	}
 	inv := delegate.Invocation{
 		Binary: m.Delegate.Binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
-		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
+		ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env,
 	}
 	out, derr := inv.Delete(ctx)
 	if err := leavePod(f, m.Pod, sock); err != nil {

@@ -13,6 +13,10 @@ import (
 	"github.com/triage-runtime/triage/shim/delegate"
 )
 
+// policies are compiled once per process and text: triage-shimd serves
+// every start of the node.
+var policies policy.Cache
+
 // DefaultPolicyPath is read when the runtime options name no policy.
 const DefaultPolicyPath = "/etc/triage/triage.toml"
 
@@ -53,7 +57,7 @@ func parseStartInput(b []byte, f flags) (startInput, error) {
 // TOML, containerd 1.7+ CRI), else ConfigPath, else DefaultPolicyPath.
 func loadPolicy(opts *anypb.Any) (*policy.Policy, error) {
 	if opts == nil {
-		return policy.Load(DefaultPolicyPath)
+		return policies.Load(DefaultPolicyPath)
 	}
 	if opts.MessageIs(&runcoptions.Options{}) {
 		return nil, fmt.Errorf("runtime options are runc Options, but %s takes runtimeoptions: set options.ConfigPath (or TypeUrl + ConfigPath) for the triage runtime in the containerd config", RuntimeType)
@@ -64,10 +68,10 @@ func loadPolicy(opts *anypb.Any) (*policy.Policy, error) {
 	}
 	switch {
 	case o.GetConfigPath() != "":
-		return policy.Load(o.GetConfigPath())
+		return policies.Load(o.GetConfigPath())
 	case len(o.GetConfigBody()) > 0:
-		return policy.Parse("<runtime options ConfigBody>", o.GetConfigBody())
+		return policies.Parse("<runtime options ConfigBody>", o.GetConfigBody())
 	default:
-		return policy.Load(DefaultPolicyPath)
+		return policies.Load(DefaultPolicyPath)
 	}
 }

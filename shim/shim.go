@@ -13,19 +13,17 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"runtime/debug"
 
 	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/log"
+	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/proc"
 	"github.com/triage-runtime/triage/shim/router"
 )
-
-// shortLivedMemoryLimit is where start and delete, which run without the
-// garbage collector, start collecting after all.
-const shortLivedMemoryLimit = 64 << 20
 
 // RuntimeType is the containerd runtime type served by this shim.
 const RuntimeType = "io.containerd.triage.v2"
@@ -33,8 +31,26 @@ const RuntimeType = "io.containerd.triage.v2"
 // Version is set at build time.
 var Version = "dev"
 
-// flags are the arguments containerd passes to every shim invocation.
+// Call is one shim invocation: what containerd gave the process it ran.
+type Call struct {
+	Args   []string
+	Dir    string // the working directory: the bundle, for start
+	Env    []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Procs starts the processes that must be children of containerd's
+	// child: proc.Local in that process, the front's in triage-shimd.
+	Procs proc.Starter
+}
+
+// flags are the arguments containerd passes to every shim invocation, with
+// the rest of its call.
 type flags struct {
+	dir   string
+	env   []string
+	procs proc.Starter
+
 	namespace     string
 	address       string
 	publishBinary string
@@ -69,13 +85,14 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 }
 
 // Run executes one shim invocation and returns the process exit code.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f, err := parseFlags(args, stderr)
+func Run(ctx context.Context, c Call) int {
+	f, err := parseFlags(c.Args, c.Stderr)
 	if err != nil {
 		return 2
 	}
-	if err := run(ctx, f, stdin, stdout); err != nil {
-		fmt.Fprintf(stderr, "containerd-shim-triage-v2 %s: %v\n", f.action, err)
+	f.dir, f.env, f.procs = c.Dir, c.Env, c.Procs
+	if err := run(ctx, f, c.Stdin, c.Stdout); err != nil {
+		fmt.Fprintf(c.Stderr, "containerd-shim-triage-v2 %s: %v\n", f.action, err)
 		return 1
 	}
 	return 0
@@ -96,12 +113,9 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("-namespace and -id are required (this binary is started by containerd for runtime %s)", RuntimeType)
 	}
-	router.SetupLogging(f.debug)
-	// start and delete live for milliseconds and allocate a few MiB: collecting
-	// garbage would only add pauses (a classify's p99 at 100 rules: 35-42 µs
-	// without, 97-123 µs with). The limit keeps a runaway input bounded.
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(shortLivedMemoryLimit)
+	logger, closeLog := router.BundleLogger(f.dir, f.debug)
+	defer closeLog()
+	ctx = log.WithLogger(ctx, logrus.NewEntry(logger))
 	switch f.action {
 	case "start":
 		in, err := io.ReadAll(stdin)

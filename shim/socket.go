@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/triage-runtime/triage/shim/front"
 )
 
-// socketDir holds the routers' sockets. It is Triage's own folder, so a
-// delegate that looks for (runc) or takes over (Kata) the socket it derives
-// from the same inputs never finds a router's.
-const socketDir = "/run/triage/s"
+// socketDir holds the routers' sockets (and triage-shimd's). It is Triage's
+// own folder, so a delegate that looks for (runc) or takes over (Kata) the
+// socket it derives from the same inputs never finds a router's.
+const socketDir = front.SocketDir
 
 // routerSocket is the router's socket path for a pod. The salt keeps it apart
 // from every delegate's sha256(address/ns/group) name.
@@ -28,11 +30,18 @@ func routerSocket(address, ns, pod string) string {
 // serves it, existing is true and no listener is returned; a stale socket
 // left by a dead router is replaced.
 func listenRouter(path string) (l *net.UnixListener, existing bool, err error) {
+	return listenSocket("unix", path)
+}
+
+// listenSocket binds a daemon's socket (network unix or unixpacket). When a
+// live daemon already serves it, existing is true and no listener is
+// returned; a stale socket left by a dead one is replaced.
+func listenSocket(network, path string) (l *net.UnixListener, existing bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return nil, false, err
 	}
 	for range 2 {
-		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		l, err = net.ListenUnix(network, &net.UnixAddr{Name: path, Net: network})
 		if err == nil {
 			l.SetUnlinkOnClose(false)
 			return l, false, nil
@@ -40,7 +49,7 @@ func listenRouter(path string) (l *net.UnixListener, existing bool, err error) {
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, false, fmt.Errorf("listen on %s: %w", path, err)
 		}
-		if canConnect(path) {
+		if canDial(network, path) {
 			return nil, true, nil
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -50,8 +59,10 @@ func listenRouter(path string) (l *net.UnixListener, existing bool, err error) {
 	return nil, false, fmt.Errorf("listen on %s: %w", path, err)
 }
 
-func canConnect(path string) bool {
-	c, err := net.DialTimeout("unix", path, time.Second)
+func canConnect(path string) bool { return canDial("unix", path) }
+
+func canDial(network, path string) bool {
+	c, err := net.DialTimeout(network, path, time.Second)
 	if err != nil {
 		return false
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/proc"
 	"github.com/triage-runtime/triage/shim/router"
 	"github.com/triage-runtime/triage/shim/state"
 )
@@ -88,10 +89,7 @@ func podOf(spec *specs.Spec, id string) string {
 // router serves its pod. It returns the router's address. On failure nothing
 // it started or wrote is left behind.
 func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) {
-	bundle, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
+	bundle := f.dir
 	// Reading containerd's records is a round trip: overlap it with
 	// loading the policy and the spec, and with the guessed delegate start.
 	type factsResult struct {
@@ -147,7 +145,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 
 	inv := delegate.Invocation{
 		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
-		ID: f.id, Bundle: bundle, Debug: f.debug, Env: os.Environ(),
+		ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env, Procs: f.procs,
 	}
 	var running func(binary string, options []byte) (delegate.Reply, bool)
 	if member {
@@ -228,7 +226,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if !existing {
 		// Start the router now: it initialises while the delegate starts.
-		daemon, err := spawnRouter(f, podID, bundle, l)
+		routerProc, err := spawnRouter(f, podID, bundle, l)
 		l.Close()
 		if err != nil {
 			os.Remove(sock)
@@ -237,8 +235,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 		defer func() {
 			if retErr != nil {
-				daemon.Kill()
-				daemon.Wait()
+				routerProc.Kill()
+				routerProc.Wait()
 				os.Remove(sock)
 			}
 		}()
@@ -261,7 +259,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
 		return "", err
 	}
-	log.G(ctx).WithFields(log.Fields{"tier": d.Tier, "rule": d.Rule, "delegate": reply.Address, "guessed": took}).Debug("container routed")
+	_, inCall := f.procs.(proc.Local)
+	log.G(ctx).WithFields(log.Fields{"id": f.id, "tier": d.Tier, "rule": d.Rule, "delegate": reply.Address, "guessed": took, "daemon": !inCall}).Debug("container routed")
 	return addr, nil
 }
 
@@ -333,7 +332,7 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 // for the pod on listener l. It runs in its own process group with no stdio
 // (containerd reads start's output until every copy of the pipes is closed)
 // and the listener as fd 3.
-func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (*os.Process, error) {
+func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (proc.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -352,8 +351,9 @@ func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (*os.Proces
 	cmd.Dir = bundle
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := f.procs.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start the router daemon: %w: install %s next to %s", err, router.DaemonBinary, self)
 	}
-	return cmd.Process, nil
+	return p, nil
 }

@@ -1,14 +1,14 @@
 // Command containerd-shim-triage-v2 is the containerd runtime shim for
-// io.containerd.triage.v2.
+// io.containerd.triage.v2: a small front that hands each call to the node
+// daemon triage-shimd (package front).
 package main
 
 import (
-	"context"
 	"os"
 
-	"github.com/triage-runtime/triage/shim"
+	"github.com/triage-runtime/triage/shim/front"
 )
 
 func main() {
-	os.Exit(shim.Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(front.Main(os.Args[1:]))
 }

@@ -25,6 +25,10 @@ type Resources struct {
 	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
 	// with their descendants (containers), as "pid N [comm]: cmdline".
 	Processes []string
+	// ShimDaemons are the pids of triage-shimd, the node daemon of containerd-shim-triage-v2.
+	// It serves while the daemon runs (or until idle), as containerd does: not a leak, and
+	// neither is the socket it serves on (not in Sockets).
+	ShimDaemons []int
 	// Mounts are the mount points under dir (rootfs overlays, netns, shm). For a daemon with a
 	// private /run (Options.PrivateRun) they are read in its mount namespace and include the
 	// mounts under /run there, which is the daemon's own.
@@ -51,12 +55,18 @@ func Snapshot(dir string) (Resources, error) {
 	}
 	var errs []error
 	var others []proc
+	daemonSockets := map[string]bool{} // base names: a private /run shows them under dir
 	for _, p := range procs {
 		if r.ContainerdPID == 0 && strings.Contains(p.cmdline, "--config "+layout{dir: dir}.config()) {
 			r.ContainerdPID = p.pid
 			if r.ContainerdFDs, err = fdCount(p.pid); err != nil {
 				errs = append(errs, fmt.Errorf("count fds of containerd: %w", err))
 			}
+			continue
+		}
+		if sock, ok := shimDaemonSocket(p); ok {
+			r.ShimDaemons = append(r.ShimDaemons, p.pid)
+			daemonSockets[filepath.Base(sock)] = true
 			continue
 		}
 		others = append(others, p)
@@ -82,6 +92,7 @@ func Snapshot(dir string) (Resources, error) {
 	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others, shimDir); err != nil {
 		errs = append(errs, err)
 	}
+	r.Sockets = slices.DeleteFunc(r.Sockets, func(s string) bool { return daemonSockets[filepath.Base(s)] })
 	bundles, err := filepath.Glob(filepath.Join(layout{dir: dir}.state(), "io.containerd.runtime.v2.task", "*", "*"))
 	if err != nil {
 		errs = append(errs, err)
@@ -91,6 +102,20 @@ func Snapshot(dir string) (Resources, error) {
 	}
 	r.HostState = hostState(layout{dir: dir}.suffix())
 	return r, errors.Join(errs...)
+}
+
+// shimDaemonSocket tells whether p is a serving triage-shimd, and its socket.
+func shimDaemonSocket(p proc) (string, bool) {
+	args := strings.Fields(p.cmdline)
+	if len(args) < 2 || filepath.Base(args[0]) != "triage-shimd" || args[1] != "serve" {
+		return "", false
+	}
+	for i, a := range args[:len(args)-1] {
+		if a == "-socket" {
+			return args[i+1], true
+		}
+	}
+	return "", true
 }
 
 // sockets finds unix sockets under dir, the daemon's shim sockets in shimDir (normally

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/triage-runtime/triage/shim/proc"
 )
 
 // ErrShimNotFound is returned when a tier's delegate shim binary is missing.
@@ -85,6 +87,8 @@ type Invocation struct {
 	// Env is the delegate's environment; it must carry TTRPC_ADDRESS so the
 	// delegate publishes its events straight to containerd.
 	Env []string
+	// Procs starts the delegate's `start` (proc.Local when nil).
+	Procs proc.Starter
 }
 
 func (inv Invocation) command(ctx context.Context, action string) *exec.Cmd {
@@ -106,7 +110,7 @@ func (inv Invocation) command(ctx context.Context, action string) *exec.Cmd {
 // their parent (containerd's child) at start, for one its OOM score.
 type Pending struct {
 	binary         string
-	cmd            *exec.Cmd
+	process        proc.Process
 	stdout, stderr *os.File
 	// answer is set when the reply is known without a start (Answered).
 	answer *Reply
@@ -155,7 +159,12 @@ func (inv Invocation) Spawn(ctx context.Context, stdin []byte) (*Pending, error)
 	}
 	cmd := inv.command(ctx, "start")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	if err := cmd.Start(); err != nil {
+	procs := inv.Procs
+	if procs == nil {
+		procs = proc.Local{}
+	}
+	process, err := procs.Start(cmd)
+	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("%s start: %w", filepath.Base(inv.Binary), err)
 	}
@@ -164,7 +173,7 @@ func (inv Invocation) Spawn(ctx context.Context, stdin []byte) (*Pending, error)
 	inW.Close()
 	outW.Close()
 	errW.Close()
-	return &Pending{binary: inv.Binary, cmd: cmd, stdout: outR, stderr: errR}, nil
+	return &Pending{binary: inv.Binary, process: process, stdout: outR, stderr: errR}, nil
 }
 
 // Answered is a start whose reply is already known: a shim that serves the
@@ -196,7 +205,7 @@ func (p *Pending) Reply() (Reply, error) {
 	out, rerr := io.ReadAll(p.stdout)
 	stderr := bytes.TrimSpace(<-errOut)
 	name := filepath.Base(p.binary)
-	if err := p.cmd.Wait(); err != nil {
+	if err := p.process.Wait(); err != nil {
 		return Reply{}, fmt.Errorf("%s start: %w: %s", name, err, stderr)
 	}
 	if rerr != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -108,14 +109,26 @@ func serve(ctx context.Context) error {
 // they are dropped. Never stderr: containerd reads a shim's start reply from
 // its combined output.
 func SetupLogging(debug bool) {
-	logrus.SetFormatter(&logrus.TextFormatter{TimestampFormat: log.RFC3339NanoFixed, FullTimestamp: true})
+	configure(logrus.StandardLogger(), ".", debug)
+}
+
+// BundleLogger is a logger like SetupLogging's for one call in bundle dir,
+// in a process that serves many; close releases the fifo.
+func BundleLogger(dir string, debug bool) (l *logrus.Logger, close func()) {
+	l = logrus.New()
+	return l, configure(l, dir, debug)
+}
+
+func configure(l *logrus.Logger, dir string, debug bool) (close func()) {
+	l.SetFormatter(&logrus.TextFormatter{TimestampFormat: log.RFC3339NanoFixed, FullTimestamp: true})
 	if debug {
-		logrus.SetLevel(logrus.DebugLevel)
+		l.SetLevel(logrus.DebugLevel)
 	}
-	fifo, err := os.OpenFile("log", os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	fifo, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		logrus.SetOutput(io.Discard)
-		return
+		l.SetOutput(io.Discard)
+		return func() {}
 	}
-	logrus.SetOutput(fifo)
+	l.SetOutput(fifo)
+	return func() { fifo.Close() }
 }

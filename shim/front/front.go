@@ -1,0 +1,161 @@
+// Package front is containerd-shim-triage-v2: the small program containerd
+// runs for every shim call (start, delete, -info). It hands the call to
+// triage-shimd, the node daemon that holds the compiled policy and an open
+// connection to containerd, and starts the processes the daemon asks for as
+// its own children (package proc). When no daemon answers, it starts one
+// for the calls to come and becomes `triage-shimd run` for this call, which
+// does the same work in this process.
+//
+// It links only the standard library: containerd waits for it on every
+// container start, and a Go program's start-up grows with what it links.
+package front
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/triage-runtime/triage/shim/proc"
+)
+
+// DaemonBinary is the node daemon, installed next to this program.
+const DaemonBinary = "triage-shimd"
+
+// SocketDir holds Triage's sockets (the routers' too).
+const SocketDir = "/run/triage/s"
+
+// helloTimeout bounds the wait for a daemon's greeting; without one the call
+// runs in this process.
+const helloTimeout = time.Second
+
+// Main runs one shim call and returns the exit code.
+func Main(args []string) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "containerd-shim-triage-v2: %v\n", err)
+		return 1
+	}
+	daemon := filepath.Join(filepath.Dir(self), DaemonBinary)
+	if address := flagValue(args, "address"); address != "" {
+		if sock, err := Socket(address, daemon); err == nil {
+			if code, answered := call(sock, args, os.Stdin, os.Stdout, os.Stderr); answered {
+				return code
+			}
+			startDaemon(daemon, sock, address)
+		}
+	}
+	err = syscall.Exec(daemon, append([]string{daemon, "run"}, args...), os.Environ())
+	fmt.Fprintf(os.Stderr, "containerd-shim-triage-v2: run %s: %v: install %s next to %s\n", daemon, err, DaemonBinary, self)
+	return 1
+}
+
+// Socket is the daemon's socket for containerd at address. It names the
+// daemon binary's inode and modification time: a daemon replaced on disk is
+// not asked again, the new one is started.
+func Socket(address, daemon string) (string, error) {
+	fi, err := os.Stat(daemon)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("stat %s: no inode", daemon)
+	}
+	id := fmt.Sprintf("%s#triage-shimd#%d:%d:%d:%d", address, st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+	h := sha256.Sum256([]byte(id))
+	return filepath.Join(SocketDir, "d-"+hex.EncodeToString(h[:])), nil
+}
+
+// flagValue finds -name VALUE or -name=VALUE (one or two dashes) in args.
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// startDaemon starts the node daemon in the background for the calls to
+// come. It lives in its own session with no stdio (containerd reads this
+// call's output until every copy of the pipes is closed) and exits with the
+// containerd that ran this program, or when idle.
+func startDaemon(daemon, sock, address string) {
+	cmd := exec.Command(daemon, "serve", "-socket", sock, "-containerd-pid", fmt.Sprint(os.Getppid()), "-address", address)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		cmd.Process.Release()
+	}
+}
+
+// call hands the call to the daemon at sock. answered is false when no
+// daemon greeted: nothing was done, and stdin is unread.
+func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool) {
+	c, err := proc.Dial(sock)
+	if err != nil {
+		return 0, false
+	}
+	defer c.Close()
+	c.Raw().SetReadDeadline(time.Now().Add(helloTimeout))
+	m, files, err := c.Recv()
+	closeAll(files)
+	if err != nil || m.Hello == nil || m.Hello.Protocol != proc.Protocol {
+		return 0, false
+	}
+	c.Raw().SetReadDeadline(time.Time{})
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "containerd-shim-triage-v2: %v\n", err)
+		return 1
+	}
+	in, err := io.ReadAll(stdin)
+	if err != nil {
+		return fail(fmt.Errorf("read stdin: %w", err)), true
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return fail(err), true
+	}
+	if err := c.Send(proc.Msg{Call: &proc.Call{Args: args, Dir: wd, Env: os.Environ(), Stdin: in}}); err != nil {
+		return fail(fmt.Errorf("hand the call to %s: %w", DaemonBinary, err)), true
+	}
+	s := spawner{c: c, cmds: map[int]*exec.Cmd{}}
+	for {
+		m, files, err := c.Recv()
+		if err != nil {
+			s.killAll()
+			return fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err)), true
+		}
+		switch {
+		case m.Spawn != nil:
+			s.spawn(*m.Spawn, files)
+		case m.Kill != nil:
+			closeAll(files)
+			s.kill(m.Kill.ID)
+		case m.Done != nil:
+			closeAll(files)
+			stdout.Write(m.Done.Stdout)
+			stderr.Write(m.Done.Stderr)
+			return m.Done.Code, true
+		default:
+			closeAll(files)
+		}
+	}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}

@@ -1,0 +1,151 @@
+package front
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/triage-runtime/triage/shim/proc"
+)
+
+func TestFlagValue(t *testing.T) {
+	args := []string{"-namespace", "k8s.io", "-address", "/run/containerd/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-id", "c1", "start"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{args, "/run/containerd/containerd.sock"},
+		{[]string{"--address=/a.sock", "delete"}, "/a.sock"},
+		{[]string{"-debug", "-address", "/b.sock", "-id", "x", "start"}, "/b.sock"},
+		{[]string{"-info"}, ""},
+		{[]string{"-address"}, ""},
+	} {
+		if got := flagValue(tc.args, "address"); got != tc.want {
+			t.Errorf("flagValue(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// daemon plays triage-shimd on a socket in a temporary folder: it greets and hands the front's
+// call to serve, with a proc.Remote that starts processes through the front.
+func daemon(t *testing.T, serve func(c *proc.Conn, call *proc.Call, r *proc.Remote)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() {
+		defer close(done)
+		nc, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		c := proc.NewConn(nc)
+		defer c.Close()
+		if c.Send(proc.Msg{Hello: &proc.Hello{Protocol: proc.Protocol}}) != nil {
+			return
+		}
+		m, _, err := c.Recv()
+		if err != nil || m.Call == nil {
+			t.Errorf("daemon: no call: %v", err)
+			return
+		}
+		r := proc.NewRemote(c)
+		go r.Receive()
+		serve(c, m.Call, r)
+	}()
+	return sock
+}
+
+func TestCallStartsTheDaemonsProcessesAsItsChildren(t *testing.T) {
+	sock := daemon(t, func(c *proc.Conn, call *proc.Call, r *proc.Remote) {
+		if string(call.Stdin) != "options" || !slices.Equal(call.Args, []string{"-id", "c1", "start"}) {
+			t.Errorf("call = %q with stdin %q", call.Args, call.Stdin)
+		}
+		inR, inW, _ := os.Pipe()
+		outR, outW, _ := os.Pipe()
+		inW.WriteString("from-the-daemon\n")
+		inW.Close()
+		cmd := exec.Command("/bin/sh", "-c", "cat; echo $PPID; exit 3")
+		cmd.Stdin, cmd.Stdout = inR, outW
+		p, err := r.Start(cmd)
+		inR.Close()
+		outW.Close()
+		if err != nil {
+			t.Errorf("start: %v", err)
+			return
+		}
+		out, _ := io.ReadAll(outR)
+		if want := fmt.Sprintf("from-the-daemon\n%d\n", os.Getpid()); string(out) != want {
+			t.Errorf("the process printed %q, want %q (its parent is the front)", out, want)
+		}
+		if err := p.Wait(); err == nil || err.Error() != "exit status 3" {
+			t.Errorf("wait: %v, want exit status 3", err)
+		}
+		c.Send(proc.Msg{Done: &proc.Done{Code: 7, Stdout: []byte("unix:///run/x"), Stderr: []byte("note")}})
+	})
+	var stdout, stderr bytes.Buffer
+	code, answered := call(sock, []string{"-id", "c1", "start"}, strings.NewReader("options"), &stdout, &stderr)
+	if !answered || code != 7 || stdout.String() != "unix:///run/x" || stderr.String() != "note" {
+		t.Fatalf("call: answered %v, exit %d, stdout %q, stderr %q; want the daemon's answer", answered, code, stdout.String(), stderr.String())
+	}
+}
+
+func TestCallWithoutAGreetingIsLeftToTheFront(t *testing.T) {
+	stdin := strings.NewReader("options")
+	if _, answered := call(filepath.Join(t.TempDir(), "none.sock"), nil, stdin, io.Discard, io.Discard); answered {
+		t.Fatal("answered without a daemon")
+	}
+	// A daemon that accepts but never greets (stopped, wedged).
+	sock := filepath.Join(t.TempDir(), "mute.sock")
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, answered := call(sock, nil, stdin, io.Discard, io.Discard); answered {
+		t.Fatal("answered by a daemon that never greeted")
+	}
+	if stdin.Len() != len("options") {
+		t.Fatal("stdin was read: the call could not run in the front any more")
+	}
+}
+
+func TestDaemonGoneMidCallKillsWhatItStarted(t *testing.T) {
+	pid := make(chan int, 1)
+	sock := daemon(t, func(c *proc.Conn, _ *proc.Call, r *proc.Remote) {
+		p, err := r.Start(exec.Command("/bin/sleep", "60"))
+		if err != nil {
+			t.Errorf("start: %v", err)
+			pid <- 0
+			return
+		}
+		pid <- p.Pid()
+		// Returning closes the connection without a Done: the daemon died.
+	})
+	var stderr bytes.Buffer
+	code, answered := call(sock, []string{"start"}, strings.NewReader(""), io.Discard, &stderr)
+	if !answered || code != 1 || !strings.Contains(stderr.String(), "the workload was not started") {
+		t.Fatalf("call: answered %v, exit %d, stderr %q; want a failure that says the workload was not started", answered, code, stderr.String())
+	}
+	p := <-pid
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(p, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still runs after its daemon died", p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
