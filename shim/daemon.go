@@ -121,6 +121,8 @@ func serveCalls(ctx context.Context, sock string, pid int, idle time.Duration) e
 	}()
 	var calls sync.WaitGroup
 	defer calls.Wait()
+	stop := make(chan struct{})
+	defer close(stop)
 	defer l.Close() // unanswered connections: their fronts run the call themselves
 	active, ended := 0, make(chan struct{})
 	timer := time.NewTimer(idle)
@@ -135,7 +137,10 @@ func serveCalls(ctx context.Context, sock string, pid int, idle time.Duration) e
 			go func() {
 				defer calls.Done()
 				serveCall(ctx, proc.NewConn(c))
-				ended <- struct{}{}
+				select {
+				case ended <- struct{}{}:
+				case <-stop:
+				}
 			}()
 		case <-ended:
 			if active--; active == 0 {

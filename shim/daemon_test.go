@@ -1,0 +1,82 @@
+package shim
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-runtime/triage/shim/proc"
+)
+
+// serve runs serveCalls for a stand-in containerd (a sleep) and returns its end.
+func serve(t *testing.T, idle time.Duration) (sock string, containerd *exec.Cmd, ended <-chan error) {
+	t.Helper()
+	containerd = exec.Command("sleep", "60")
+	if err := containerd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { containerd.Process.Kill(); containerd.Wait() })
+	sock = filepath.Join(t.TempDir(), "d.sock")
+	done := make(chan error, 1)
+	go func() { done <- serveCalls(context.Background(), sock, containerd.Process.Pid, idle) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !canDial("unixpacket", sock) {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon does not listen")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return sock, containerd, done
+}
+
+func TestDaemonServesACall(t *testing.T) {
+	sock, _, _ := serve(t, time.Minute)
+	c, err := proc.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, _, err := c.Recv(); err != nil || m.Hello == nil || m.Hello.Protocol != proc.Protocol {
+		t.Fatalf("greeting: %+v, %v", m, err)
+	}
+	if err := c.Send(proc.Msg{Call: &proc.Call{Args: []string{"-v"}, Dir: t.TempDir()}}); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := c.Recv()
+	if err != nil || m.Done == nil || m.Done.Code != 0 || !strings.HasPrefix(string(m.Done.Stdout), "containerd-shim-triage-v2 ") {
+		t.Fatalf("answer: %+v, %v; want the version", m.Done, err)
+	}
+}
+
+func TestDaemonExitsWhenIdleOrWithContainerd(t *testing.T) {
+	sock, _, ended := serve(t, 50*time.Millisecond)
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle daemon did not exit")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+
+	sock, containerd, ended := serve(t, time.Minute)
+	containerd.Process.Kill()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the daemon outlived its containerd")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
