@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
@@ -17,6 +18,33 @@ import (
 // metadataTimeout bounds the containerd API calls made at start.
 const metadataTimeout = 3 * time.Second
 
+// connIdle is how long a connection to containerd stays open without a
+// call: through a burst of starts (a pod, a deployment), not much longer.
+const connIdle = 5 * time.Second
+
+// conns are the connections to containerd, one per address, for the
+// process's life; each is closed when idle and opened again on demand. A
+// start in triage-shimd thus does not open one of its own (with containerd
+// serving the handshake on the same two cores as the delegate's start).
+var conns = struct {
+	sync.Mutex
+	m map[string]*grpc.ClientConn
+}{m: map[string]*grpc.ClientConn{}}
+
+func containerdConn(address string) (*grpc.ClientConn, error) {
+	conns.Lock()
+	defer conns.Unlock()
+	if c := conns.m[address]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithIdleTimeout(connIdle))
+	if err != nil {
+		return nil, err
+	}
+	conns.m[address] = c
+	return c, nil
+}
+
 // gatherFacts reads what containerd knows about the container: its labels
 // and image, and its namespace's labels. Trust decisions depend on them, so
 // failing to read them fails the start.
@@ -24,11 +52,10 @@ func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	facts := classifier.Facts{Namespace: f.namespace}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
-	conn, err := grpc.NewClient("unix://"+f.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := containerdConn(f.address)
 	if err != nil {
 		return facts, fmt.Errorf("containerd API at %s: %w", f.address, err)
 	}
-	defer conn.Close()
 	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", f.namespace)
 	// The two reads are independent: overlap them.
 	nsc := make(chan error, 1)
