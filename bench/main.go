@@ -326,7 +326,7 @@ func (b *bench) memory(w *strings.Builder) {
 	fmt.Fprintf(w, "| memory per pod (%d pods), PSS (shared binary pages split between the pods): triage-router / containerd-shim-runc-v2 | %.1f MiB | %.1f MiB | **%.2f** | ≤ 8 MiB and ≤ runc shim's |\n",
 		pods, median(routerPSS), median(shimPSS), median(routerPSS)/median(shimPSS))
 	if len(nodeRSS) == 1 {
-		fmt.Fprintf(w, "| memory per node (one per containerd, not per pod), VmRSS: triage-shimd | %.1f MiB | | | (reported; its collector runs at 64 MiB) |\n", nodeRSS[0])
+		fmt.Fprintf(w, "| memory per node (one per containerd, not per pod), VmRSS: triage-shimd | %.1f MiB | | | (reported; its collector runs at 32 MiB) |\n", nodeRSS[0])
 	} else {
 		fmt.Fprintf(w, "| memory per node: %d triage-shimd serve processes found, want 1 | | | | |\n", len(nodeRSS))
 	}

@@ -48,7 +48,7 @@ func BenchmarkClassify(b *testing.B) {
 }
 
 // shimMemoryLimit mirrors the shim's (shim.memoryLimit).
-const shimMemoryLimit = 64 << 20
+const shimMemoryLimit = 32 << 20
 
 func benchClassify(b *testing.B, n int) {
 	p := policyWith(b, policy.DowngradeDeny, benchRules(n))

@@ -24,13 +24,8 @@ const idleTimeout = 5 * time.Minute
 // memoryLimit is where triage-shimd, which runs without the garbage
 // collector's pacing, collects. A start allocates a few hundred KiB:
 // collecting at every few would only add pauses (a classify's p99 at 100
-// rules: 35-42 µs without, 97-123 µs with); at the limit the live heap is a
-// few MiB.
-const memoryLimit = 64 << 20
-
-// maxOutput bounds the output of a call sent back to the front (a start's
-// address, a delete's reply, an error).
-const maxOutput = 64 << 10
+// rules: 35-42 µs without, 97-123 µs with); the live heap is a few MiB.
+const memoryLimit = 32 << 20
 
 // Main is triage-shimd, installed next to containerd-shim-triage-v2, which
 // starts it:
@@ -198,8 +193,8 @@ func runGuarded(ctx context.Context, c Call) (code int) {
 }
 
 func truncate(b []byte) []byte {
-	if len(b) <= maxOutput {
+	if len(b) <= proc.MaxOutput {
 		return b
 	}
-	return append(b[:maxOutput:maxOutput], "… (truncated)"...)
+	return append(b[:proc.MaxOutput:proc.MaxOutput], "… (truncated)"...)
 }

@@ -13,6 +13,7 @@ package front
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -45,10 +46,17 @@ func Main(args []string) int {
 	daemon := filepath.Join(filepath.Dir(self), DaemonBinary)
 	if address := flagValue(args, "address"); address != "" {
 		if sock, err := Socket(address, daemon); err == nil {
-			if code, answered := call(sock, args, os.Stdin, os.Stdout, os.Stderr); answered {
+			code, answered, read := call(sock, args, os.Stdin, os.Stdout, os.Stderr)
+			if answered {
 				return code
 			}
 			startDaemon(daemon, sock, address)
+			if read != nil {
+				if err := refillStdin(read); err != nil {
+					fmt.Fprintf(os.Stderr, "containerd-shim-triage-v2: %v\n", err)
+					return 1
+				}
+			}
 		}
 	}
 	err = syscall.Exec(daemon, append([]string{daemon, "run"}, args...), os.Environ())
@@ -100,19 +108,20 @@ func startDaemon(daemon, sock, address string) {
 	}
 }
 
-// call hands the call to the daemon at sock. answered is false when no
-// daemon greeted: nothing was done, and stdin is unread.
-func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool) {
+// call hands the call to the daemon at sock. answered is false when the
+// daemon did nothing for it: none greeted (stdin is unread), or the call
+// does not fit in a message (read is what was read of stdin).
+func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool, read []byte) {
 	c, err := proc.Dial(sock)
 	if err != nil {
-		return 0, false
+		return 0, false, nil
 	}
 	defer c.Close()
 	c.Raw().SetReadDeadline(time.Now().Add(helloTimeout))
 	m, files, err := c.Recv()
 	closeAll(files)
 	if err != nil || m.Hello == nil || m.Hello.Protocol != proc.Protocol {
-		return 0, false
+		return 0, false, nil
 	}
 	c.Raw().SetReadDeadline(time.Time{})
 	fail := func(err error) int {
@@ -121,21 +130,24 @@ func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer)
 	}
 	in, err := io.ReadAll(stdin)
 	if err != nil {
-		return fail(fmt.Errorf("read stdin: %w", err)), true
+		return fail(fmt.Errorf("read stdin: %w", err)), true, nil
 	}
 	wd, err := os.Getwd()
 	if err != nil {
-		return fail(err), true
+		return fail(err), true, nil
 	}
 	if err := c.Send(proc.Msg{Call: &proc.Call{Args: args, Dir: wd, Env: os.Environ(), Stdin: in}}); err != nil {
-		return fail(fmt.Errorf("hand the call to %s: %w", DaemonBinary, err)), true
+		if errors.Is(err, proc.ErrTooLarge) {
+			return 0, false, in
+		}
+		return fail(fmt.Errorf("hand the call to %s: %w", DaemonBinary, err)), true, nil
 	}
 	s := spawner{c: c, cmds: map[int]*exec.Cmd{}}
 	for {
 		m, files, err := c.Recv()
 		if err != nil {
 			s.killAll()
-			return fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err)), true
+			return fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err)), true, nil
 		}
 		switch {
 		case m.Spawn != nil:
@@ -147,11 +159,28 @@ func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer)
 			closeAll(files)
 			stdout.Write(m.Done.Stdout)
 			stderr.Write(m.Done.Stderr)
-			return m.Done.Code, true
+			return m.Done.Code, true, nil
 		default:
 			closeAll(files)
 		}
 	}
+}
+
+// refillStdin makes what was read of stdin this process's stdin again, for
+// the program it is about to become.
+func refillStdin(read []byte) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	// A pipe holds 64 KiB; runtime options are a few hundred bytes.
+	_, err = w.Write(read)
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("pass stdin on: %w", err)
+	}
+	return syscall.Dup3(int(r.Fd()), 0, 0)
 }
 
 func closeAll(files []*os.File) {

@@ -16,14 +16,22 @@ import (
 // another is not used.
 const Protocol = 1
 
-// maxMessage bounds a packet. A call carries containerd's environment and
-// the shim's stdin (runtime options, a few hundred bytes); a reply, the
-// shim's output.
-const maxMessage = 256 << 10
+// maxMessage bounds a packet, and is the buffer each end reads into (a
+// page fault per 4 KiB on its first use: this one, in every front). A call
+// carries containerd's environment and the shim's stdin (runtime options, a
+// few hundred bytes); an answer, the shim's output (MaxOutput).
+const maxMessage = 64 << 10
+
+// MaxOutput bounds the output an answer carries back: a start's address, a
+// delete's reply, an error.
+const MaxOutput = 32 << 10
 
 // maxFiles bounds the descriptors passed with one message: stdio and the
 // router's listener.
 const maxFiles = 8
+
+// ErrTooLarge: a message does not fit in a packet; nothing was sent.
+var ErrTooLarge = errors.New("message too large")
 
 // Msg is one packet; exactly one field is set.
 type Msg struct {
@@ -115,7 +123,7 @@ func (c *Conn) Send(m Msg, files ...*os.File) error {
 		return err
 	}
 	if len(b) > maxMessage {
-		return fmt.Errorf("message of %d bytes is over %d", len(b), maxMessage)
+		return fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(b), maxMessage)
 	}
 	var oob []byte
 	if len(files) > 0 {
