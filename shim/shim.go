@@ -1,8 +1,10 @@
-// Package shim is containerd-shim-triage-v2: the runtime-v2 shim containerd
-// starts for io.containerd.triage.v2. `start` classifies the workload,
-// starts the delegate shim of its tier and makes sure a router daemon serves
-// the pod; the daemon (triage-router, package router) forwards the task API;
-// `delete` cleans up through the delegate that ran the container.
+// Package shim does the work of containerd-shim-triage-v2, the runtime-v2
+// shim containerd starts for io.containerd.triage.v2: its small front
+// (package front) hands each call to triage-shimd (Main), which runs it.
+// `start` classifies the workload, starts the delegate shim of its tier and
+// makes sure a router daemon serves the pod; the daemon (triage-router,
+// package router) forwards the task API; `delete` cleans up through the
+// delegate that ran the container.
 package shim
 
 import (
