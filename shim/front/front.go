@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +96,16 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
+// readsStdin tells whether the call reads stdin: `start` (runtime options
+// or BootstrapParams) and `-info` (runtime options). Other calls leave it
+// alone, as runc's shim does: a caller may pass one it never closes.
+func readsStdin(args []string) bool {
+	if len(args) > 0 && args[len(args)-1] == "start" {
+		return true
+	}
+	return slices.ContainsFunc(args, func(a string) bool { return a == "-info" || a == "--info" })
+}
+
 // startDaemon starts the node daemon in the background for the calls to
 // come. It lives in its own session with no stdio (containerd reads this
 // call's output until every copy of the pipes is closed) and exits with the
@@ -128,9 +139,11 @@ func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "containerd-shim-triage-v2: %v\n", err)
 		return 1
 	}
-	in, err := io.ReadAll(stdin)
-	if err != nil {
-		return fail(fmt.Errorf("read stdin: %w", err)), true, nil
+	var in []byte
+	if readsStdin(args) {
+		if in, err = io.ReadAll(stdin); err != nil {
+			return fail(fmt.Errorf("read stdin: %w", err)), true, nil
+		}
 	}
 	wd, err := os.Getwd()
 	if err != nil {

@@ -159,3 +159,16 @@ func TestCallTooLargeIsLeftToTheFrontWithItsStdin(t *testing.T) {
 		t.Fatalf("answered %v, read %q; want the call left to the front with the stdin it read", answered, read)
 	}
 }
+
+func TestOnlyStartAndInfoReadStdin(t *testing.T) {
+	for args, want := range map[string]bool{
+		"-namespace k8s.io -address /a -id c1 start": true,
+		"-info": true,
+		"-namespace k8s.io -address /a -id c1 -bundle /b delete": false,
+		"-v": false,
+	} {
+		if got := readsStdin(strings.Fields(args)); got != want {
+			t.Errorf("readsStdin(%q) = %v, want %v", args, got, want)
+		}
+	}
+}
