@@ -2,7 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -38,9 +37,9 @@ type fileStamp struct {
 
 // Load is Load, through the cache.
 func (c *Cache) Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := read(path)
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		return nil, err
 	}
 	return c.Parse(path, data)
 }

@@ -15,11 +15,20 @@ const InlineSource = "<config_body>"
 
 // Load reads and parses the policy file at path.
 func Load(path string) (*Policy, error) {
+	data, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// read reads a policy file.
+func read(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse parses, compiles and validates a policy document. name is used in messages. The

@@ -39,7 +39,7 @@ func Main(ctx context.Context, args []string) int {
 		return runHere(ctx, args[1:])
 	}
 	if len(args) == 0 || args[0] != "serve" {
-		fmt.Fprintf(os.Stderr, "usage: %s run SHIM-ARGS... | serve -socket PATH -containerd-pid PID (started by containerd-shim-triage-v2)\n", front.DaemonBinary)
+		fmt.Fprintf(os.Stderr, "usage: %s run SHIM-ARGS... | serve -socket PATH -containerd-pid PID [-address ADDRESS] (started by containerd-shim-triage-v2)\n", front.DaemonBinary)
 		return 2
 	}
 	fs := flag.NewFlagSet(front.DaemonBinary+" serve", flag.ContinueOnError)
@@ -104,11 +104,13 @@ func serveCalls(ctx context.Context, sock string, pid int, idle time.Duration) e
 		}
 	}()
 	conns := make(chan *net.UnixConn)
+	var acceptErr error // set before conns closes
 	go func() {
 		defer close(conns)
 		for {
 			c, err := l.AcceptUnix()
 			if err != nil {
+				acceptErr = err
 				return
 			}
 			conns <- c
@@ -125,7 +127,7 @@ func serveCalls(ctx context.Context, sock string, pid int, idle time.Duration) e
 		select {
 		case c, ok := <-conns:
 			if !ok {
-				return errors.New("accept: listener closed")
+				return fmt.Errorf("accept on %s: %w", sock, acceptErr)
 			}
 			active++
 			calls.Add(1)

@@ -54,29 +54,25 @@ func TestDaemonServesACall(t *testing.T) {
 
 func TestDaemonExitsWhenIdleOrWithContainerd(t *testing.T) {
 	sock, _, ended := serve(t, 50*time.Millisecond)
-	select {
-	case err := <-ended:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("an idle daemon did not exit")
-	}
-	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Fatalf("socket left behind: %v", err)
-	}
+	waitEnd(t, "an idle daemon", sock, ended)
 
 	sock, containerd, ended := serve(t, time.Minute)
 	containerd.Process.Kill()
+	waitEnd(t, "a daemon whose containerd exited", sock, ended)
+}
+
+// waitEnd fails unless the daemon ends cleanly within 5 s and removes its socket.
+func waitEnd(t *testing.T, what, sock string, ended <-chan error) {
+	t.Helper()
 	select {
 	case err := <-ended:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", what, err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the daemon outlived its containerd")
+		t.Fatalf("%s did not exit", what)
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Fatalf("socket left behind: %v", err)
+		t.Fatalf("%s left its socket behind: %v", what, err)
 	}
 }

@@ -46,7 +46,7 @@ func Main(args []string) int {
 	}
 	daemon := filepath.Join(filepath.Dir(self), DaemonBinary)
 	if address := flagValue(args, "address"); address != "" {
-		if sock, err := Socket(address, daemon); err == nil {
+		if sock, err := socketPath(address, daemon); err == nil {
 			code, answered, read := call(sock, args, os.Stdin, os.Stdout, os.Stderr)
 			if answered {
 				return code
@@ -65,10 +65,10 @@ func Main(args []string) int {
 	return 1
 }
 
-// Socket is the daemon's socket for containerd at address. It names the
+// socketPath is the daemon's socket for containerd at address. It names the
 // daemon binary's inode and modification time: a daemon replaced on disk is
 // not asked again, the new one is started.
-func Socket(address, daemon string) (string, error) {
+func socketPath(address, daemon string) (string, error) {
 	fi, err := os.Stat(daemon)
 	if err != nil {
 		return "", err

@@ -57,11 +57,13 @@ func (r *Remote) Receive() {
 func (r *Remote) Gone() <-chan struct{} { return r.gone }
 
 func (r *Remote) Start(cmd *exec.Cmd) (Process, error) {
-	files, closeNull, err := stdio(cmd)
+	files, null, err := stdio(cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer closeNull()
+	if null != nil {
+		defer null.Close()
+	}
 	r.mu.Lock()
 	r.next++
 	id := r.next
@@ -86,34 +88,28 @@ func (r *Remote) Start(cmd *exec.Cmd) (Process, error) {
 	}
 }
 
-// stdio lists what Spawn passes: stdin, stdout, stderr (/dev/null for nil),
-// then the extra files.
-func stdio(cmd *exec.Cmd) ([]*os.File, func(), error) {
-	var null *os.File
-	closeNull := func() {
-		if null != nil {
-			null.Close()
-		}
-	}
-	var files []*os.File
+// stdio lists what Spawn passes: stdin, stdout, stderr, then the extra
+// files. A nil stdio stream is null, /dev/null, for the caller to close.
+func stdio(cmd *exec.Cmd) (files []*os.File, null *os.File, err error) {
 	for _, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
 		switch f := s.(type) {
 		case *os.File:
 			files = append(files, f)
 		case nil:
 			if null == nil {
-				var err error
 				if null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
-					return nil, closeNull, err
+					return nil, nil, err
 				}
 			}
 			files = append(files, null)
 		default:
-			closeNull()
-			return nil, func() {}, fmt.Errorf("start %s: stdio must be files to pass them on, not %T", cmd.Path, s)
+			if null != nil {
+				null.Close()
+			}
+			return nil, nil, fmt.Errorf("start %s: stdio must be files to pass them on, not %T", cmd.Path, s)
 		}
 	}
-	return append(files, cmd.ExtraFiles...), closeNull, nil
+	return append(files, cmd.ExtraFiles...), null, nil
 }
 
 type remoteProcess struct {
