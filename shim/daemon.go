@@ -120,7 +120,14 @@ func serveCalls(ctx context.Context, sock string, pid int, idle time.Duration) e
 	defer calls.Wait()
 	stop := make(chan struct{})
 	defer close(stop)
-	defer l.Close() // unanswered connections: their fronts run the call themselves
+	defer func() {
+		// Connections accepted but not served: their fronts run the call
+		// themselves, at once rather than after the greeting's timeout.
+		l.Close()
+		for c := range conns {
+			c.Close()
+		}
+	}()
 	active, ended := 0, make(chan struct{})
 	timer := time.NewTimer(idle)
 	for {
