@@ -34,16 +34,26 @@ var _ taskv2.TTRPCTaskService = (*Client)(nil)
 // abstract socket name as containerd 1.6 treats it) and speaks task API
 // version. onClose runs once when the connection ends for any reason.
 func Dial(ctx context.Context, address string, version int, onClose func()) (*Client, error) {
-	service, ok := serviceName[version]
-	if !ok {
-		return nil, fmt.Errorf("task API version %d is not supported", version)
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "unix", socketPath(address))
+	conn, service, err := DialConn(ctx, address, version)
 	if err != nil {
-		return nil, fmt.Errorf("dial delegate %s: %w", address, err)
+		return nil, err
 	}
 	return &Client{conn: ttrpc.NewClient(conn, ttrpc.WithOnClose(onClose)), service: service}, nil
+}
+
+// DialConn connects to the delegate at address, as Dial, for a caller that
+// speaks ttrpc itself, and names the ttrpc service of task API version.
+func DialConn(ctx context.Context, address string, version int) (conn net.Conn, service string, err error) {
+	service, ok := serviceName[version]
+	if !ok {
+		return nil, "", fmt.Errorf("task API version %d is not supported", version)
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err = d.DialContext(ctx, "unix", socketPath(address))
+	if err != nil {
+		return nil, "", fmt.Errorf("dial delegate %s: %w", address, err)
+	}
+	return conn, service, nil
 }
 
 // socketPath turns a shim address into a dialable unix path. As in

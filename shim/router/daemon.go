@@ -69,8 +69,9 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var r *relay
 	serveOn := func(l net.Listener) {
-		if err := srv.Serve(ctx, l); err != nil && err != ttrpc.ErrServerClosed {
+		if err := r.serve(l); err != nil {
 			log.G(ctx).WithError(err).Error("router serve")
 		}
 	}
@@ -92,12 +93,13 @@ func serve(ctx context.Context) error {
 	}
 	svc := New(relisten)
 	taskv2.RegisterTTRPCTaskService(srv, svc)
+	r = newRelay(ctx, svc, srv)
 	go warmMessages()
 	go serveOn(l)
 	<-svc.Done()
 	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
-	srv.Shutdown(sctx)
+	r.shutdown(sctx)
 	svc.WaitDelegates(shutdownGrace)
 	// A new router may already own the path (the pod was emptied and
 	// started again): remove the socket only if it is still ours.

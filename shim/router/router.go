@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,10 +53,16 @@ type Service struct {
 type conn struct {
 	*delegate.Client
 	address string
+	version int
 	// closed is closed when the connection has ended.
 	closed chan struct{}
 	// refs counts containers routed to this connection; guarded by Service.mu.
 	refs int
+
+	wireMu sync.Mutex
+	// wire carries the relayed calls (see relay), dialled on first use;
+	// guarded by wireMu.
+	wire *wire
 }
 
 // entry is where one container's calls go.
@@ -121,7 +128,7 @@ func (s *Service) dialLocked(ctx context.Context, d state.Delegate) (*conn, erro
 	if c, ok := s.conns[d.Address]; ok {
 		return c, nil
 	}
-	c := &conn{address: d.Address, closed: make(chan struct{})}
+	c := &conn{address: d.Address, version: d.Version, closed: make(chan struct{})}
 	cl, err := delegate.Dial(ctx, d.Address, d.Version, func() { s.delegateClosed(c) })
 	if err != nil {
 		return nil, err
@@ -233,6 +240,45 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 		s.finishLocked()
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// wireFor returns the wire a relayed call method for container id goes
+// over, or nil when the call needs the Service: the container is not served
+// here, its Start and CloseIO pass a start gate, or the wire cannot be had.
+func (s *Service) wireFor(method, id string) *wire {
+	s.mu.Lock()
+	e, ok := s.containers[id]
+	s.mu.Unlock()
+	if !ok || e.started != nil && (method == "Start" || method == "CloseIO") {
+		return nil
+	}
+	e.wireMu.Lock()
+	defer e.wireMu.Unlock()
+	if e.wire == nil {
+		w, err := dialWire(e.address, e.version)
+		if err != nil {
+			log.L.WithError(err).Warn("relay to delegate; its calls go through the task service")
+			return nil
+		}
+		e.wire = w
+	}
+	return e.wire
+}
+
+// relayIdle tells whether no relayed call waits for its reply.
+func (s *Service) relayIdle() bool {
+	s.mu.Lock()
+	all := slices.Clone(s.all)
+	s.mu.Unlock()
+	for _, c := range all {
+		c.wireMu.Lock()
+		w := c.wire
+		c.wireMu.Unlock()
+		if w != nil && !w.idle() {
+			return false
+		}
+	}
+	return true
 }
 
 // route forwards r to the delegate that owns the container r names.

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -380,33 +381,40 @@ func (c *calls) String() string {
 }
 
 // A CloseIO sent before Start reaches a Kata delegate only after Start: the other order
-// deadlocks Kata's shim.
+// deadlocks Kata's shim. The gate holds for calls to the Service and through the relay.
 func TestKataCloseIOWaitsForStart(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
-	b := bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "isolated"})
-	m, _ := state.ReadContainer(b)
-	m.Delegate.Runtime = "io.containerd.kata.v2"
-	if err := state.WriteContainer(b, m); err != nil {
-		t.Fatal(err)
-	}
-	s := New(nil)
-	ctx := context.Background()
-	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: b}); err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan error, 1)
-	go func() {
-		_, err := s.CloseIO(ctx, &taskv2.CloseIORequest{ID: "c", Stdin: true})
-		closed <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	if _, err := s.Start(ctx, &taskv2.StartRequest{ID: "c"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	if got := fd.order.String(); got != "start , closeio " {
-		t.Fatalf("the Kata delegate saw %q, want Start before CloseIO", got)
+	for _, relayed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay=%v", relayed), func(t *testing.T) {
+			fd, addr, _ := startDelegate(t)
+			b := bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "isolated"})
+			m, _ := state.ReadContainer(b)
+			m.Delegate.Runtime = "io.containerd.kata.v2"
+			if err := state.WriteContainer(b, m); err != nil {
+				t.Fatal(err)
+			}
+			var c taskv2.TTRPCTaskService = New(nil)
+			if relayed {
+				_, c, _ = serveRelay(t)
+			}
+			ctx := context.Background()
+			if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: b}); err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan error, 1)
+			go func() {
+				_, err := c.CloseIO(ctx, &taskv2.CloseIORequest{ID: "c", Stdin: true})
+				closed <- err
+			}()
+			time.Sleep(100 * time.Millisecond)
+			if _, err := c.Start(ctx, &taskv2.StartRequest{ID: "c"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			if got := fd.order.String(); got != "start , closeio " {
+				t.Fatalf("the Kata delegate saw %q, want Start before CloseIO", got)
+			}
+		})
 	}
 }

@@ -1,0 +1,169 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	taskv3 "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/ttrpc"
+)
+
+// serveRelay serves a router on a real socket, as triage-router does, and
+// returns its service and a task API client of containerd's kind.
+func serveRelay(t *testing.T) (*Service, taskv2.TTRPCTaskService, func() taskv2.TTRPCTaskService) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "r.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := New(nil)
+	taskv2.RegisterTTRPCTaskService(srv, svc)
+	r := newRelay(context.Background(), svc, srv)
+	go r.serve(l)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-svc.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		r.shutdown(ctx)
+	}()
+	t.Cleanup(func() {
+		svc.mu.Lock()
+		svc.finishLocked()
+		svc.mu.Unlock()
+		<-stopped
+	})
+	dial := func() taskv2.TTRPCTaskService {
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := ttrpc.NewClient(conn)
+		t.Cleanup(func() { c.Close() })
+		return taskv2.NewTTRPCTaskClient(c)
+	}
+	return svc, dial(), dial
+}
+
+func (f *fakeDelegate) Wait(ctx context.Context, r *taskv3.WaitRequest) (*taskv3.WaitResponse, error) {
+	<-ctx.Done() // the container never exits
+	return nil, ctx.Err()
+}
+
+// Calls that need no change reach a v3 delegate (runc 2.x serves no v2)
+// over a connection of the relay's own, and each caller gets its own reply.
+func TestRelayedCallsReachV3Delegate(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	_, _, dial := serveRelay(t)
+	ctx := context.Background()
+	clients := []taskv2.TTRPCTaskService{dial(), dial()}
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
+		if _, err := clients[0].Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
+			t.Fatalf("Create %s: %v", id, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 20 {
+		wg.Go(func() {
+			id := ids[i%len(ids)]
+			for range 20 {
+				resp, err := clients[i%2].State(ctx, &taskv2.StateRequest{ID: id})
+				if err != nil {
+					errs <- fmt.Errorf("State %s: %w", id, err)
+					return
+				}
+				if resp.Bundle != "delegate-saw-"+id {
+					errs <- fmt.Errorf("State %s answered %q: another call's reply", id, resp.Bundle)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// One connection for the task service's calls (Create), one for the relay.
+	if n := fd.accepted.Load(); n != 2 {
+		t.Errorf("delegate accepted %d connections, want 2", n)
+	}
+}
+
+// A call for a container the router does not serve gets the router's own
+// answer, not the delegate's.
+func TestRelayUnknownContainer(t *testing.T) {
+	_, _, _ = startDelegate(t)
+	_, c, _ := serveRelay(t)
+	_, err := c.State(context.Background(), &taskv2.StateRequest{ID: "nope"})
+	if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+		t.Fatalf("State of an unknown container: %v, want NotFound", err)
+	}
+}
+
+// A delegate that dies under a relayed call fails the call, as a ttrpc
+// client does, instead of leaving containerd waiting.
+func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
+	_, addr, srv := startDelegate(t)
+	_, c, _ := serveRelay(t)
+	ctx := context.Background()
+	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := c.Wait(ctx, &taskv2.WaitRequest{ID: "a"})
+		waited <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	srv.Close()
+	select {
+	case err := <-waited:
+		if !errdefs.IsUnavailable(errgrpc.ToNative(err)) {
+			t.Fatalf("Wait when the delegate died: %v, want Unavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait still pending after the delegate died")
+	}
+}
+
+// The last container's Shutdown is answered before the router closes
+// containerd's connection.
+func TestRelayAnswersLastShutdown(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	svc, c, _ := serveRelay(t)
+	ctx := context.Background()
+	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.State(ctx, &taskv2.StateRequest{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: "a"}); err != nil {
+		t.Fatalf("Shutdown of the last container: %v", err)
+	}
+	if n := fd.shutdowns.Load(); n != 1 {
+		t.Errorf("delegate saw %d Shutdowns, want 1", n)
+	}
+	select {
+	case <-svc.Done():
+	case <-time.After(time.Second):
+		t.Fatal("router did not end after its last container was shut down")
+	}
+}
