@@ -215,6 +215,15 @@ func TestCRI(t *testing.T) {
 			if d := lastDecision(t, n); d["tier"] != "trusted" {
 				t.Errorf("decision %v, want tier trusted", d)
 			}
+			if v == harness.V2 {
+				// containerd 2.4 hears task API v3 from Triage, as from runc: the app
+				// container joined the pod's router without a shim `start`, and the
+				// decision above was made in the router's Create.
+				b, err := os.ReadFile(filepath.Join(n.State(), "io.containerd.runtime.v2.task", "k8s.io", c, "bootstrap.json"))
+				if err != nil || !strings.Contains(string(b), `"version":3`) {
+					t.Errorf("container %s joined with bootstrap %s (%v), want task API version 3", c, b, err)
+				}
+			}
 			if out := n.mustCrictl("exec", "--sync", c, "sh", "-c", "echo exec-ok"); out != "exec-ok" {
 				t.Errorf("crictl exec: %q, want exec-ok", out)
 			}

@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
+	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/classifier"
@@ -261,7 +264,37 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	_, inCall := f.procs.(proc.Local)
 	log.G(ctx).WithFields(log.Fields{"id": f.id, "tier": d.Tier, "rule": d.Rule, "delegate": reply.Address, "guessed": took, "daemon": !inCall}).Debug("container routed")
-	return addr, nil
+	return startReply(addr, in)
+}
+
+// containerd releases from taskV3Major.taskV3Minor on are told that the
+// router speaks task API v3. containerd then starts no shim for a pod's
+// later containers and sends them straight to the pod's router, as it does
+// for runc's shim; the router runs start for them in Create
+// (router.joiner). 1.7 refuses v3, and 2.2 sends no Shutdown for such
+// containers, which the router needs to end with its pod; 2.4, which the e2e
+// runs, does.
+const taskV3Major, taskV3Minor = 2, 4
+
+// startReply is start's answer to containerd: the router's address, as a
+// BootstrapResult of version 3 to the releases that take it from Triage,
+// else plain (version 2), which every release reads.
+func startReply(addr string, in startInput) (string, error) {
+	if !takesTaskV3(in.params.GetContainerdVersion()) {
+		return addr, nil
+	}
+	b, err := proto.Marshal(&bootstrap.BootstrapResult{Version: 3, Address: addr, Protocol: "ttrpc"})
+	return string(b), err
+}
+
+// takesTaskV3 tells whether the containerd release BootstrapParams names
+// ("2.4.2", "v2.4.2+unknown"; empty before 2.3) is told about v3.
+func takesTaskV3(version string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > taskV3Major || major == taskV3Major && minor >= taskV3Minor
 }
 
 // recordMember writes the container's marker and its place in the pod.
@@ -344,6 +377,9 @@ func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (proc.Proce
 	}
 	defer lf.Close()
 	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
+	if f.publishBinary != "" {
+		args = append(args, "-publish-binary", f.publishBinary)
+	}
 	if f.debug {
 		args = append(args, "-debug")
 	}

@@ -11,6 +11,7 @@
 package front
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -47,7 +48,7 @@ func Main(args []string) int {
 	daemon := filepath.Join(filepath.Dir(self), DaemonBinary)
 	if address := flagValue(args, "address"); address != "" {
 		if sock, err := socketPath(address, daemon); err == nil {
-			code, answered, read := call(sock, args, os.Stdin, os.Stdout, os.Stderr)
+			code, answered, read := call(sock, args, "", os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 			if answered {
 				return code
 			}
@@ -63,6 +64,31 @@ func Main(args []string) int {
 	err = syscall.Exec(daemon, append([]string{daemon, "run"}, args...), os.Environ())
 	fmt.Fprintf(os.Stderr, "containerd-shim-triage-v2: run %s: %v: install %s next to %s\n", daemon, err, DaemonBinary, self)
 	return 1
+}
+
+// Run runs one shim call for a program that containerd did not start for
+// it: the router, for a container that joins its pod without a `start`
+// (task API v3). The call goes to the daemon as in Main, else to
+// `triage-shimd run` as a child; what the call starts are the caller's
+// children. daemon is triage-shimd's path; dir is the call's working
+// directory (the bundle).
+func Run(daemon string, args []string, dir string, env []string, stdin []byte, stdout, stderr io.Writer) int {
+	if sock, err := socketPath(flagValue(args, "address"), daemon); err == nil {
+		if code, answered, _ := call(sock, args, dir, env, bytes.NewReader(stdin), stdout, stderr); answered {
+			return code
+		}
+	}
+	cmd := exec.Command(daemon, append([]string{"run"}, args...)...)
+	cmd.Dir, cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, env, bytes.NewReader(stdin), stdout, stderr
+	err := cmd.Run()
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "containerd-shim-triage-v2: run %s: %v\n", daemon, err)
+		return 1
+	}
+	return 0
 }
 
 // socketPath is the daemon's socket for containerd at address. It names the
@@ -119,10 +145,11 @@ func startDaemon(daemon, sock, address string) {
 	}
 }
 
-// call hands the call to the daemon at sock. answered is false when the
+// call hands the call to the daemon at sock, to run in dir (this process's
+// working directory when empty) with env. answered is false when the
 // daemon did nothing for it: none greeted (stdin is unread), or the call
 // does not fit in a message (read is what was read of stdin).
-func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool, read []byte) {
+func call(sock string, args []string, dir string, env []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool, read []byte) {
 	c, err := proc.Dial(sock)
 	if err != nil {
 		return 0, false, nil
@@ -145,11 +172,12 @@ func call(sock string, args []string, stdin io.Reader, stdout, stderr io.Writer)
 			return fail(fmt.Errorf("read stdin: %w", err)), true, nil
 		}
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return fail(err), true, nil
+	if dir == "" {
+		if dir, err = os.Getwd(); err != nil {
+			return fail(err), true, nil
+		}
 	}
-	if err := c.Send(proc.Msg{Call: &proc.Call{Args: args, Dir: wd, Env: os.Environ(), Stdin: in}}); err != nil {
+	if err := c.Send(proc.Msg{Call: &proc.Call{Args: args, Dir: dir, Env: env, Stdin: in}}); err != nil {
 		if errors.Is(err, proc.ErrTooLarge) {
 			return 0, false, in
 		}

@@ -96,7 +96,7 @@ func TestCallStartsTheDaemonsProcessesAsItsChildren(t *testing.T) {
 		c.Send(proc.Msg{Done: &proc.Done{Code: 7, Stdout: []byte("unix:///run/x"), Stderr: []byte("note")}})
 	})
 	var stdout, stderr bytes.Buffer
-	code, answered, _ := call(sock, []string{"-id", "c1", "start"}, strings.NewReader("options"), &stdout, &stderr)
+	code, answered, _ := call(sock, []string{"-id", "c1", "start"}, "", nil, strings.NewReader("options"), &stdout, &stderr)
 	if !answered || code != 7 || stdout.String() != "unix:///run/x" || stderr.String() != "note" {
 		t.Fatalf("call: answered %v, exit %d, stdout %q, stderr %q; want the daemon's answer", answered, code, stdout.String(), stderr.String())
 	}
@@ -104,7 +104,7 @@ func TestCallStartsTheDaemonsProcessesAsItsChildren(t *testing.T) {
 
 func TestCallWithoutAGreetingIsLeftToTheFront(t *testing.T) {
 	stdin := strings.NewReader("options")
-	if _, answered, _ := call(filepath.Join(t.TempDir(), "none.sock"), nil, stdin, io.Discard, io.Discard); answered {
+	if _, answered, _ := call(filepath.Join(t.TempDir(), "none.sock"), nil, "", nil, stdin, io.Discard, io.Discard); answered {
 		t.Fatal("answered without a daemon")
 	}
 	// A daemon that accepts but never greets (stopped, wedged).
@@ -114,7 +114,7 @@ func TestCallWithoutAGreetingIsLeftToTheFront(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if _, answered, _ := call(sock, nil, stdin, io.Discard, io.Discard); answered {
+	if _, answered, _ := call(sock, nil, "", nil, stdin, io.Discard, io.Discard); answered {
 		t.Fatal("answered by a daemon that never greeted")
 	}
 	if stdin.Len() != len("options") {
@@ -135,7 +135,7 @@ func TestDaemonGoneMidCallKillsWhatItStarted(t *testing.T) {
 		// Returning closes the connection without a Done: the daemon died.
 	})
 	var stderr bytes.Buffer
-	code, answered, _ := call(sock, []string{"start"}, strings.NewReader(""), io.Discard, &stderr)
+	code, answered, _ := call(sock, []string{"start"}, "", nil, strings.NewReader(""), io.Discard, &stderr)
 	if !answered || code != 1 || !strings.Contains(stderr.String(), "the workload was not started") {
 		t.Fatalf("call: answered %v, exit %d, stderr %q; want a failure that says the workload was not started", answered, code, stderr.String())
 	}
@@ -154,7 +154,7 @@ func TestCallTooLargeIsLeftToTheFrontWithItsStdin(t *testing.T) {
 		t.Error("the daemon got a call that does not fit in a message")
 	})
 	huge := strings.Repeat("x", 100<<10)
-	_, answered, read := call(sock, []string{"-id", huge, "start"}, strings.NewReader("options"), io.Discard, io.Discard)
+	_, answered, read := call(sock, []string{"-id", huge, "start"}, "", nil, strings.NewReader("options"), io.Discard, io.Discard)
 	if answered || string(read) != "options" {
 		t.Fatalf("answered %v, read %q; want the call left to the front with the stdin it read", answered, read)
 	}
@@ -170,5 +170,26 @@ func TestOnlyStartAndInfoReadStdin(t *testing.T) {
 		if got := readsStdin(strings.Fields(args)); got != want {
 			t.Errorf("readsStdin(%q) = %v, want %v", args, got, want)
 		}
+	}
+}
+
+// Without a daemon, Run runs `triage-shimd run ARGS` as a child, in the call's directory,
+// with its stdin, and returns its exit code.
+func TestRunWithoutDaemonRunsTheCallAsAChild(t *testing.T) {
+	bin := t.TempDir()
+	daemon := filepath.Join(bin, DaemonBinary)
+	script := "#!/bin/sh\necho \"$* in $(pwd)\"; cat; echo refused >&2; exit 3\n"
+	if err := os.WriteFile(daemon, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-address", filepath.Join(t.TempDir(), "no-containerd.sock"), "-id", "c1", "start"}
+	code := Run(daemon, args, dir, os.Environ(), []byte("options"), &stdout, &stderr)
+	if code != 3 || stderr.String() != "refused\n" {
+		t.Errorf("Run: exit %d, stderr %q; want the child's 3 and refused", code, stderr.String())
+	}
+	if want := "run " + strings.Join(args, " ") + " in " + dir + "\noptions"; stdout.String() != want {
+		t.Errorf("Run: stdout %q, want %q", stdout.String(), want)
 	}
 }

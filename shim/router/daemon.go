@@ -32,7 +32,7 @@ const DaemonBinary = "triage-router"
 const shutdownGrace = 2 * time.Second
 
 // Main is the router daemon, started by containerd-shim-triage-v2 start as
-// `triage-router -namespace NS -address CONTAINERD -id POD [-debug]` in the bundle of the pod's first
+// `triage-router -namespace NS -address CONTAINERD [-publish-binary BIN] -id POD [-debug]` in the bundle of the pod's first
 // container, with the pod's listening socket as fd 3. It serves the task API
 // until its last container is shut down.
 func Main(ctx context.Context, args []string) int {
@@ -42,7 +42,8 @@ func Main(ctx context.Context, args []string) int {
 	runtime.GOMAXPROCS(1)
 	fs := flag.NewFlagSet(DaemonBinary, flag.ContinueOnError)
 	ns := fs.String("namespace", "", "containerd namespace of the pod")
-	fs.String("address", "", "containerd address (names the daemon in process listings)")
+	address := fs.String("address", "", "containerd address")
+	publish := fs.String("publish-binary", "", "containerd binary, as containerd passes it to shims")
 	pod := fs.String("id", "", "pod (group) served")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -50,14 +51,26 @@ func Main(ctx context.Context, args []string) int {
 	}
 	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
-	if err := serve(ctx); err != nil {
+	shimFlags := []string{"-namespace", *ns, "-address", *address}
+	if *publish != "" {
+		shimFlags = append(shimFlags, "-publish-binary", *publish)
+	}
+	if *debug {
+		shimFlags = append(shimFlags, "-debug")
+	}
+	j, err := newJoiner(shimFlags)
+	if err != nil {
+		log.G(ctx).WithError(err).Error("router")
+		return 1
+	}
+	if err := serve(ctx, j); err != nil {
 		log.G(ctx).WithError(err).Error("router")
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context) error {
+func serve(ctx context.Context, j joiner) error {
 	l, err := net.FileListener(os.NewFile(3, "router-socket"))
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
@@ -92,6 +105,7 @@ func serve(ctx context.Context) error {
 		go serveOn(nl)
 	}
 	svc := New(relisten)
+	svc.join = j.join
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	r = newRelay(ctx, svc, srv)
 	go warmMessages()

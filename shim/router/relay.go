@@ -17,8 +17,13 @@ import (
 	"github.com/triage-runtime/triage/shim/delegate"
 )
 
-// taskService is the ttrpc service containerd calls on the router.
-const taskService = "containerd.task.v2.Task"
+// The ttrpc services containerd calls on the router: the task API v2, and
+// v3 once start reported that version (containerd 2.4+). They are
+// wire-identical; the task service is registered as v2.
+const (
+	taskV2 = "containerd.task.v2.Task"
+	taskV3 = "containerd.task.v3.Task"
+)
 
 // relayed are the task API calls that reach the delegate unchanged. Start
 // and CloseIO are relayed unless their container has a start gate.
@@ -141,8 +146,11 @@ func (r *relay) serveConn(c *client) {
 			}
 			continue
 		}
-		if f.kind() == typeRequest && r.relay(c, f) {
-			continue
+		if f.kind() == typeRequest {
+			var sent bool
+			if f, sent = r.route(c, f); sent {
+				continue
+			}
 		}
 		if _, err := local.Write(f); err != nil {
 			return
@@ -162,21 +170,29 @@ func copyReplies(c *client, pipe net.Conn) {
 	}
 }
 
-// relay sends request f to its delegate if it needs no more than that;
-// false leaves it to the inner server.
-func (r *relay) relay(c *client, f frame) bool {
+// route sends request f to its delegate if it needs no more than that.
+// Otherwise it returns f for the inner server, addressed to the service
+// that server registers.
+func (r *relay) route(c *client, f frame) (_ frame, sent bool) {
 	req, err := parseRequest(f.payload())
-	if err != nil || req.service != taskService || !relayed[req.method] {
-		return false
+	if err != nil || req.service != taskV2 && req.service != taskV3 {
+		return f, false
 	}
-	w := r.svc.wireFor(req.method, req.id)
-	if w == nil {
-		return false
+	if relayed[req.method] {
+		if w := r.svc.wireFor(req.method, req.id); w != nil {
+			out := f
+			if w.service != req.service {
+				out = withService(f, w.service)
+			}
+			if w.send(c, out) {
+				return nil, true
+			}
+		}
 	}
-	if w.service != req.service {
-		f = withService(f, w.service)
+	if req.service != taskV2 {
+		f = withService(f, taskV2)
 	}
-	return w.send(c, f)
+	return f, false
 }
 
 // shutdown stops accepting, lets the calls in flight answer (at most until

@@ -17,8 +17,8 @@ import (
 )
 
 // serveRelay serves a router on a real socket, as triage-router does, and
-// returns its service and a task API client of containerd's kind.
-func serveRelay(t *testing.T) (*Service, taskv2.TTRPCTaskService, func() taskv2.TTRPCTaskService) {
+// returns its service and socket.
+func serveRelay(t *testing.T) (*Service, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "r.sock")
 	l, err := net.Listen("unix", sock)
@@ -47,16 +47,24 @@ func serveRelay(t *testing.T) (*Service, taskv2.TTRPCTaskService, func() taskv2.
 		svc.mu.Unlock()
 		<-stopped
 	})
-	dial := func() taskv2.TTRPCTaskService {
-		conn, err := net.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := ttrpc.NewClient(conn)
-		t.Cleanup(func() { c.Close() })
-		return taskv2.NewTTRPCTaskClient(c)
+	return svc, sock
+}
+
+// dialRouter connects to the router at sock as containerd does.
+func dialRouter(t *testing.T, sock string) *ttrpc.Client {
+	t.Helper()
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return svc, dial(), dial
+	c := ttrpc.NewClient(conn)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// taskClient is a task API v2 client of the router at sock, containerd's before 2.4.
+func taskClient(t *testing.T, sock string) taskv2.TTRPCTaskService {
+	return taskv2.NewTTRPCTaskClient(dialRouter(t, sock))
 }
 
 func (f *fakeDelegate) Wait(ctx context.Context, r *taskv3.WaitRequest) (*taskv3.WaitResponse, error) {
@@ -68,9 +76,9 @@ func (f *fakeDelegate) Wait(ctx context.Context, r *taskv3.WaitRequest) (*taskv3
 // over a connection of the relay's own, and each caller gets its own reply.
 func TestRelayedCallsReachV3Delegate(t *testing.T) {
 	fd, addr, _ := startDelegate(t)
-	_, _, dial := serveRelay(t)
+	_, sock := serveRelay(t)
 	ctx := context.Background()
-	clients := []taskv2.TTRPCTaskService{dial(), dial()}
+	clients := []taskv2.TTRPCTaskService{taskClient(t, sock), taskClient(t, sock)}
 	ids := []string{"a", "b", "c"}
 	for _, id := range ids {
 		if _, err := clients[0].Create(ctx, &taskv2.CreateTaskRequest{ID: id, Bundle: bundleFor(t, addr)}); err != nil {
@@ -110,7 +118,8 @@ func TestRelayedCallsReachV3Delegate(t *testing.T) {
 // answer, not the delegate's.
 func TestRelayUnknownContainer(t *testing.T) {
 	_, _, _ = startDelegate(t)
-	_, c, _ := serveRelay(t)
+	_, sock := serveRelay(t)
+	c := taskClient(t, sock)
 	_, err := c.State(context.Background(), &taskv2.StateRequest{ID: "nope"})
 	if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 		t.Fatalf("State of an unknown container: %v, want NotFound", err)
@@ -121,7 +130,8 @@ func TestRelayUnknownContainer(t *testing.T) {
 // client does, instead of leaving containerd waiting.
 func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 	_, addr, srv := startDelegate(t)
-	_, c, _ := serveRelay(t)
+	_, sock := serveRelay(t)
+	c := taskClient(t, sock)
 	ctx := context.Background()
 	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
@@ -147,7 +157,8 @@ func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 // containerd's connection.
 func TestRelayAnswersLastShutdown(t *testing.T) {
 	fd, addr, _ := startDelegate(t)
-	svc, c, _ := serveRelay(t)
+	svc, sock := serveRelay(t)
+	c := taskClient(t, sock)
 	ctx := context.Background()
 	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
@@ -165,5 +176,24 @@ func TestRelayAnswersLastShutdown(t *testing.T) {
 	case <-svc.Done():
 	case <-time.After(time.Second):
 		t.Fatal("router did not end after its last container was shut down")
+	}
+}
+
+// containerd 2.4+ calls the task API v3 once start reported it: relayed calls and the task
+// service's own both answer it.
+func TestRelayServesTaskV3(t *testing.T) {
+	_, addr, _ := startDelegate(t)
+	_, sock := serveRelay(t)
+	c := taskv3.NewTTRPCTaskClient(dialRouter(t, sock))
+	ctx := context.Background()
+	if _, err := c.Create(ctx, &taskv3.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatalf("Create over v3: %v", err)
+	}
+	resp, err := c.State(ctx, &taskv3.StateRequest{ID: "a"})
+	if err != nil || resp.Bundle != "delegate-saw-a" {
+		t.Fatalf("State over v3: %v, %v", resp, err)
+	}
+	if _, err := c.Connect(ctx, &taskv3.ConnectRequest{ID: "a"}); err != nil {
+		t.Fatalf("Connect over v3: %v", err)
 	}
 }

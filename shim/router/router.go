@@ -36,6 +36,9 @@ type Service struct {
 	done chan struct{}
 	// onDelegateExit runs after any delegate connection ends.
 	onDelegateExit func()
+	// join, if set, runs `start` for a container Create finds without
+	// one (see joiner).
+	join func(*taskv2.CreateTaskRequest) error
 
 	mu sync.Mutex
 	// containers maps a container id to its route; guarded by mu.
@@ -172,9 +175,15 @@ func (s *Service) lookup(id string) (*entry, error) {
 }
 
 // Create routes a new container to the delegate its bundle marker names, with
-// the options Triage built for that delegate.
+// the options Triage built for that delegate. A container without a marker
+// joined its pod without a `start`: it gets one first.
 func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*taskv2.CreateTaskResponse, error) {
 	m, err := state.ReadContainer(r.Bundle)
+	if errors.Is(err, state.ErrNoMarker) && s.join != nil {
+		if err = s.join(r); err == nil {
+			m, err = state.ReadContainer(r.Bundle)
+		}
+	}
 	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrFailedPrecondition))
 	}

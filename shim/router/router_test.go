@@ -3,10 +3,12 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,7 +396,8 @@ func TestKataCloseIOWaitsForStart(t *testing.T) {
 			}
 			var c taskv2.TTRPCTaskService = New(nil)
 			if relayed {
-				_, c, _ = serveRelay(t)
+				_, sock := serveRelay(t)
+				c = taskClient(t, sock)
 			}
 			ctx := context.Background()
 			if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: b}); err != nil {
@@ -416,5 +419,42 @@ func TestKataCloseIOWaitsForStart(t *testing.T) {
 				t.Fatalf("the Kata delegate saw %q, want Start before CloseIO", got)
 			}
 		})
+	}
+}
+
+// A container without a marker joined its pod without a `start` (task API v3): Create has
+// it started first, and creates it only if that succeeds.
+func TestCreateJoinsContainerWithoutStart(t *testing.T) {
+	fd, addr, _ := startDelegate(t)
+	ctx := context.Background()
+	s := New(nil)
+	var joined []string
+	s.join = func(r *taskv2.CreateTaskRequest) error {
+		joined = append(joined, r.ID)
+		if r.ID == "refused" {
+			return errors.New(`containerd-shim-triage-v2 start: denied by rule "deny-privileged"`)
+		}
+		b := bundleFor(t, addr)
+		marker, err := os.ReadFile(filepath.Join(b, "triage.json"))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(r.Bundle, "triage.json"), marker, 0o600)
+	}
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "joins", Bundle: t.TempDir()}); err != nil {
+		t.Fatalf("Create of a joining container: %v", err)
+	}
+	if got := fd.created.Load().(*taskv3.CreateTaskRequest).ID; got != "joins" {
+		t.Errorf("delegate created %q, want joins", got)
+	}
+	_, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "refused", Bundle: t.TempDir()})
+	if !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) || !strings.Contains(err.Error(), "deny-privileged") {
+		t.Errorf("Create of a refused container: %v, want FailedPrecondition naming the rule", err)
+	}
+	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "started", Bundle: bundleFor(t, addr)}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(joined, []string{"joins", "refused"}) {
+		t.Errorf("joined %v, want only the containers without a marker", joined)
 	}
 }

@@ -1,0 +1,41 @@
+package shim
+
+import (
+	"testing"
+
+	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// containerd 2.4+ hears task API v3 (and then sends a pod's later containers straight to
+// its router); older releases, which refuse v3 (1.7) or do not send Shutdown for such
+// containers (2.2), hear a plain address.
+func TestStartReplyVersion(t *testing.T) {
+	const addr = "unix:///run/triage/s/r-1"
+	for _, tc := range []struct {
+		containerd string // as BootstrapParams names it; "" before 2.3
+		v3         bool
+	}{
+		{"", false}, {"1.7.27", false}, {"2.3.4", false}, {"garbage", false},
+		{"2.4.2+unknown", true}, {"v2.4.0", true}, {"2.10.1", true}, {"3.0.0", true},
+	} {
+		in := startInput{}
+		if tc.containerd != "" {
+			in.params = &bootstrap.BootstrapParams{ContainerdVersion: tc.containerd}
+		}
+		got, err := startReply(addr, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tc.v3 {
+			if got != addr {
+				t.Errorf("containerd %q: reply %q, want the plain address", tc.containerd, got)
+			}
+			continue
+		}
+		var r bootstrap.BootstrapResult
+		if err := proto.Unmarshal([]byte(got), &r); err != nil || r.Version != 3 || r.Address != addr || r.Protocol != "ttrpc" {
+			t.Errorf("containerd %q: reply decodes to %v (%v), want version 3 ttrpc at %s", tc.containerd, &r, err, addr)
+		}
+	}
+}
