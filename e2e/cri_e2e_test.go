@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,6 +228,28 @@ func TestCRI(t *testing.T) {
 			if out := n.mustCrictl("exec", "--sync", c, "sh", "-c", "echo exec-ok"); out != "exec-ok" {
 				t.Errorf("crictl exec: %q, want exec-ok", out)
 			}
+			n.removePod(podID)
+		})
+
+		t.Run("a container joins its pod while triage-shimd is stopped", func(t *testing.T) {
+			n := n.in(t)
+			podID, podFile := n.runPod(pod{name: "nodaemon", namespace: "default"})
+			daemons := n.snapshot().ShimDaemons
+			if len(daemons) != 1 {
+				t.Fatalf("triage-shimd processes: %v, want one", daemons)
+			}
+			if err := syscall.Kill(daemons[0], syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Kill(daemons[0], syscall.SIGCONT)
+			// No greeting within a second: the start (run by the router's Create on 2.x,
+			// by the shim's process on 1.6) runs in a process of its own.
+			c := n.startContainer(podID, podFile, container{name: "c", script: kernelScript})
+			n.waitLogs(c, "cri-ok")
+			if d := lastDecision(t, n); d["tier"] != "trusted" {
+				t.Errorf("decision %v, want tier trusted", d)
+			}
+			syscall.Kill(daemons[0], syscall.SIGCONT)
 			n.removePod(podID)
 		})
 
