@@ -39,7 +39,7 @@ var relayed = map[string]bool{
 // goes to the Service, served by a ttrpc server in this process through a
 // pipe per connection. Relayed calls skip the decode, re-encode and
 // goroutine hand-offs of a ttrpc server and client: a State call through
-// the router took +47 to +57 µs over a direct one here, against +84 to
+// the router took +47 to +67 µs over a direct one here, against +84 to
 // +115 µs before (bench/RESULTS.md).
 type relay struct {
 	svc   *Service
