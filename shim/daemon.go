@@ -56,7 +56,8 @@ func Main(ctx context.Context, args []string) int {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(memoryLimit)
 	if err := serveCalls(ctx, *sock, *pid, idleTimeout); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", front.DaemonBinary, err)
+		// stderr is front.DaemonLog.
+		fmt.Fprintf(os.Stderr, "%s %s (pid %d): %v\n", time.Now().UTC().Format(time.RFC3339), front.DaemonBinary, os.Getpid(), err)
 		return 1
 	}
 	return 0

@@ -52,7 +52,7 @@ func Main(args []string) int {
 			if answered {
 				return code
 			}
-			startDaemon(daemon, sock, address)
+			startDaemon(daemon, sock, address, DaemonLog)
 			if read != nil {
 				if err := refillStdin(read); err != nil {
 					fmt.Fprintf(os.Stderr, "containerd-shim-triage-v2: %v\n", err)
@@ -132,14 +132,29 @@ func readsStdin(args []string) bool {
 	return slices.ContainsFunc(args, func(a string) bool { return a == "-info" || a == "--info" })
 }
 
+// DaemonLog gets triage-shimd's own errors, such as a socket it cannot
+// serve on (a call's logs go to its bundle's log, as a shim's do). It grows
+// by a line per failed daemon at most, and is not written past
+// maxDaemonLog.
+const DaemonLog = "/run/triage/triage-shimd.log"
+
+const maxDaemonLog = 1 << 20
+
 // startDaemon starts the node daemon in the background for the calls to
-// come. It lives in its own session with no stdio (containerd reads this
-// call's output until every copy of the pipes is closed) and exits with the
-// containerd that ran this program, or when idle.
-func startDaemon(daemon, sock, address string) {
+// come. It lives in its own session with no stdin or stdout (containerd
+// reads this call's output until every copy of the pipes is closed), its
+// stderr appended to logPath, and exits with the containerd that ran this
+// program, or when idle.
+func startDaemon(daemon, sock, address, logPath string) {
 	cmd := exec.Command(daemon, "serve", "-socket", sock, "-containerd-pid", fmt.Sprint(os.Getppid()), "-address", address)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if fi, err := os.Stat(logPath); err != nil || fi.Size() < maxDaemonLog {
+		if f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			defer f.Close() // the daemon has its own copy
+			cmd.Stderr = f
+		}
+	}
 	if cmd.Start() == nil {
 		cmd.Process.Release()
 	}

@@ -193,3 +193,37 @@ func TestRunWithoutDaemonRunsTheCallAsAChild(t *testing.T) {
 		t.Errorf("Run: stdout %q, want %q", stdout.String(), want)
 	}
 }
+
+// triage-shimd's own errors land in its log, which stops growing at maxDaemonLog.
+func TestStartDaemonLogsItsErrors(t *testing.T) {
+	daemon := filepath.Join(t.TempDir(), DaemonBinary)
+	if err := os.WriteFile(daemon, []byte("#!/bin/sh\necho \"cannot serve on $3\" >&2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "triage-shimd.log")
+	read := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
+	startDaemon(daemon, "/run/x.sock", "/run/containerd.sock", logPath)
+	waitLog := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if read() == want {
+				return
+			}
+		}
+		t.Fatalf("daemon log %q, want %q", read(), want)
+	}
+	waitLog("cannot serve on /run/x.sock\n")
+
+	full := strings.Repeat("x", maxDaemonLog)
+	if err := os.WriteFile(logPath, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(daemon, "/run/y.sock", "/run/containerd.sock", logPath)
+	time.Sleep(200 * time.Millisecond)
+	if read() != full {
+		t.Errorf("a full daemon log grew to %d bytes", len(read()))
+	}
+}
