@@ -134,9 +134,12 @@ func withService(f frame, service string) frame {
 	b := f.payload()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if n < 0 || m < 0 {
+		if n < 0 {
 			return f // parseRequest read it whole before: not reached
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return f
 		}
 		if num != 1 {
 			p = append(p, b[:n+m]...)
