@@ -37,6 +37,9 @@ func TestGroupDelegate(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := pod.SetDecision(struct{}{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := pod.AddMember("sb"); err != nil {
 		t.Fatal(err)
 	}

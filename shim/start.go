@@ -200,13 +200,19 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	if err := rewriteSpec(bundle, spec, tier, f.id, d); err != nil {
+	hardened, err := hardenedSpec(spec, tier, f.id, d)
+	if err != nil {
 		return "", err
 	}
-
+	// The spec is rewritten in place, so only while no delegate's start reads
+	// it: a guessed one reads it as it starts (runc's groups), so after it.
+	specPath := filepath.Join(bundle, "config.json")
 	pending, took := g.take(binary, input)
 	if !took {
 		if err := g.withdraw(ctx, f.id, true); err != nil {
+			return "", err
+		}
+		if err := state.WriteFileInPlace(specPath, hardened, 0o644); err != nil {
 			return "", err
 		}
 		inv.Binary = binary
@@ -253,13 +259,18 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 			shutdownDelegate(ctx, reply, f.id)
 		}
 	}()
+	if took {
+		if err := state.WriteFileInPlace(specPath, hardened, 0o644); err != nil {
+			return "", err
+		}
+	}
 	marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
 	if err := recordMember(bundle, marker, pod, f.id, d, member); err != nil {
 		return "", err
 	}
 	// containerd 1.6/1.7 reconnect through ./address, which the delegate's
 	// start wrote with its own address.
-	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
+	if err := state.WriteFileInPlace(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
 		return "", err
 	}
 	_, inCall := f.procs.(proc.Local)
@@ -337,12 +348,12 @@ func delegateOptions(t *policy.Tier) delegate.Options {
 	return o
 }
 
-// rewriteSpec writes the spec the delegate will run: the decision as an
+// hardenedSpec is the spec the delegate will run: the decision as an
 // annotation, plus what the tier's delegate needs.
-func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, d classifier.Decision) error {
+func hardenedSpec(spec *specs.Spec, tier *policy.Tier, id string, d classifier.Decision) ([]byte, error) {
 	b, err := json.Marshal(d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if spec.Annotations == nil {
 		spec.Annotations = map[string]string{}
@@ -354,11 +365,7 @@ func rewriteSpec(bundle string, spec *specs.Spec, tier *policy.Tier, id string, 
 		spec.Annotations[classifier.AnnotationContainerType] = "sandbox"
 		spec.Annotations[annotationSandboxID] = id
 	}
-	out, err := json.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	return state.WriteFileAtomic(filepath.Join(bundle, "config.json"), out, 0o644)
+	return json.Marshal(spec)
 }
 
 // spawnRouter starts the router daemon (triage-router, next to this binary)

@@ -109,6 +109,22 @@ func WriteFileAtomic(name string, data []byte, perm os.FileMode) (retErr error) 
 	return os.Rename(f.Name(), name)
 }
 
+// WriteFileInPlace replaces the contents of name (creating it with perm if
+// needed) without a new inode: for a file that no one reads while it is
+// written. Creating inodes is the costly part of writing state on a busy
+// disk filesystem (see Pod).
+func WriteFileInPlace(name string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // exitName is the bundle file holding the DeleteResponse of a container the
 // router deleted cleanly through its delegate.
 const exitName = "triage-exit.pb"

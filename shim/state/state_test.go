@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestMarkerRoundTrip(t *testing.T) {
@@ -82,5 +83,36 @@ func TestPodMembersAndRemoval(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(filepath.Dir(dir))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pod state folders left after the last member: %v", err)
+	}
+}
+
+func TestLockPodWaitsOutTheLastMembersRemoval(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "sock")
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(filepath.Dir(PodDir(addr, "ns", "pod")))) })
+	last, err := LockPod(addr, "ns", "pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan *Pod)
+	go func() {
+		// A container joining the pod while its last member leaves.
+		p, err := LockPod(addr, "ns", "pod")
+		if err != nil {
+			t.Error(err)
+		}
+		locked <- p
+	}()
+	time.Sleep(50 * time.Millisecond) // the joiner waits on the lock
+	if err := last.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	p := <-locked
+	if p == nil {
+		return
+	}
+	defer p.Remove()
+	// It holds a pod folder that exists, not the removed one.
+	if err := p.SetDecision(struct{}{}); err != nil {
+		t.Fatalf("the pod locked after the last member left cannot be written: %v", err)
 	}
 }
