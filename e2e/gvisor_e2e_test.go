@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,4 +117,69 @@ config_path = "@DIR@/runsc-new.toml"
 		}
 		n.assertSettled(before)
 	})
+}
+
+// TestWithdrawnGuessLeavesNoAddress: the untrusted image's start guesses runc and
+// withdraws that guess; runsc's shim must then find the bundle as containerd gave it,
+// without the runc shim's ./address. (gVisor's start removes, as it exits, the socket
+// named there, which is its own: Create then failed now and then with "no such file".)
+// Wrappers around both shims record what each start found.
+func TestWithdrawnGuessLeavesNoAddress(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		env := harness.LoadEnv(t)
+		runcShim := env.RuncShim2
+		if v == harness.V16 {
+			runcShim = env.RuncShim16
+		}
+		runcWrapper, runcFound := recordingShim(t, "containerd-shim-runc-v2", runcShim)
+		runscWrapper, runscFound := recordingShim(t, "containerd-shim-runsc-v1", env.RunscShim)
+		pol := tieredPolicy
+		for _, w := range []struct{ runtime, shim string }{{"io.containerd.runc.v2", runcWrapper}, {"io.containerd.runsc.v1", runscWrapper}} {
+			line := fmt.Sprintf("runtime = %q", w.runtime)
+			pol = strings.Replace(pol, line, line+fmt.Sprintf("\nshim_path = %q", w.shim), 1)
+		}
+		n := startNode(t, v, pol)
+		n.mustCtr("images", "tag", image, untrustedImage)
+		before := n.snapshot()
+		out, stderr, code := n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		if code != 0 || !strings.Contains(out, "gVisor") {
+			t.Fatalf("untrusted image: exit %d, dmesg %q, stderr %q; want exit 0 under gVisor", code, out, stderr)
+		}
+		if got := readFile(t, runcFound); got != "none\n" {
+			t.Fatalf("runc's shim starts found %q, want one start (the guess) on a clean bundle", got)
+		}
+		if got := readFile(t, runscFound); got != "none\n" {
+			t.Fatalf("runsc's shim starts found %q, want one start without ./address: the withdrawn guess left its own", got)
+		}
+		n.assertSettled(before)
+	})
+}
+
+// recordingShim is a wrapper around shim that appends to found, for each start,
+// whether the bundle had an ./address already ("address" or "none").
+func recordingShim(t *testing.T, name, shim string) (wrapper, found string) {
+	t.Helper()
+	dir := t.TempDir()
+	wrapper, found = filepath.Join(dir, name), filepath.Join(dir, "found")
+	script := fmt.Sprintf(`#!/bin/sh
+for a; do
+  if [ "$a" = start ]; then
+    if [ -e address ]; then echo address >>%[1]q; else echo none >>%[1]q; fi
+  fi
+done
+exec %[2]q "$@"
+`, found, shim)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, found
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
 }
