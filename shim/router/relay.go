@@ -62,7 +62,14 @@ type client struct {
 	mu sync.Mutex
 	// served is closed once every reply of the inner server was written.
 	served chan struct{}
+	// gone is closed when the connection has ended.
+	gone chan struct{}
 }
+
+// closeGrace is how long the router, as it ends, leaves containerd to read
+// the last replies and close its connections first. A ttrpc client whose
+// connection ends right after a reply may report ErrClosed for that call.
+const closeGrace = 100 * time.Millisecond
 
 func (c *client) reply(f frame) {
 	c.mu.Lock()
@@ -99,7 +106,7 @@ func (r *relay) serve(l net.Listener) error {
 			}
 			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
 		}
-		c := &client{conn: conn, served: make(chan struct{})}
+		c := &client{conn: conn, served: make(chan struct{}), gone: make(chan struct{})}
 		r.mu.Lock()
 		if r.stopped {
 			r.mu.Unlock()
@@ -120,6 +127,7 @@ func (r *relay) serveConn(c *client) {
 		delete(r.conns, c)
 		r.mu.Unlock()
 		c.conn.Close()
+		close(c.gone)
 	}()
 	local, remote := net.Pipe()
 	defer local.Close() // the inner server's connection ends with c
@@ -216,9 +224,15 @@ func (r *relay) shutdown(ctx context.Context) {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()
+	grace := time.After(closeGrace)
 	for _, c := range conns {
 		select {
 		case <-c.served:
+		case <-ctx.Done():
+		}
+		select {
+		case <-c.gone:
+		case <-grace:
 		case <-ctx.Done():
 		}
 		c.conn.Close()
@@ -301,7 +315,10 @@ func (w *wire) readReplies() {
 		}
 		w.mu.Lock()
 		c, ok := w.pending[f.stream()]
-		delete(w.pending, f.stream())
+		ok = ok && w.err == nil // once the wire has ended, fail answers every call
+		if ok {
+			delete(w.pending, f.stream())
+		}
 		w.mu.Unlock()
 		if ok {
 			f.setStream(c.stream)
@@ -319,13 +336,17 @@ func (w *wire) fail(err error) {
 		return
 	}
 	w.err = err
-	pending := w.pending
-	w.pending = nil
 	w.mu.Unlock()
 	w.conn.Close()
-	for _, c := range pending {
+	// With err set no one else changes pending. The wire stays busy until
+	// every call has its answer: the router closes containerd's connections
+	// once its wires are idle.
+	for _, c := range w.pending {
 		c.client.reply(errorReply(c.stream, codes.Unavailable, "%v: connection to the delegate shim ended: %v", ttrpc.ErrClosed, err))
 	}
+	w.mu.Lock()
+	w.pending = nil
+	w.mu.Unlock()
 }
 
 // idle tells whether no relayed call waits for its reply.
