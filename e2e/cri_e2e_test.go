@@ -268,6 +268,27 @@ func TestCRI(t *testing.T) {
 			n.removePod(podID)
 		})
 
+		// gVisor's shim serves one container and exits with it, while the pod's router
+		// serves on (shims may remove the socket their ./address names as they exit: on
+		// containerd 1.x, the router's). A container started after another was removed runs,
+		// through the pod's one router.
+		t.Run("a gVisor pod goes on after one of its containers is removed", func(t *testing.T) {
+			n := n.in(t)
+			podID, podFile := n.runPod(pod{name: "tenant-rm", namespace: "tenant-a"})
+			first := n.startContainer(podID, podFile, container{name: "first", script: kernelScript})
+			n.waitLogs(first, "cri-ok")
+			n.mustCrictl("stop", "--timeout", "1", first)
+			n.mustCrictl("rm", first)
+			second := n.startContainer(podID, podFile, container{name: "second", script: kernelScript})
+			if logs := n.waitLogs(second, "cri-ok"); !strings.Contains(logs, "gVisor") {
+				t.Errorf("container started after another was removed is not under gVisor:\n%s", logs)
+			}
+			if r := n.routers(); len(r) != 1 {
+				t.Errorf("routers serving the node: %v, want the pod's one", r)
+			}
+			n.removePod(podID)
+		})
+
 		t.Run("pod annotation raises the tier", func(t *testing.T) {
 			n := n.in(t)
 			podID, podFile := n.runPod(pod{name: "asks", namespace: "default",
