@@ -3,7 +3,10 @@ package shim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -37,6 +40,7 @@ const withdrawTimeout = 3 * time.Second
 type guess struct {
 	binary  string
 	input   []byte
+	bundle  string
 	pending *delegate.Pending
 	taken   bool
 }
@@ -81,7 +85,7 @@ func startGuess(ctx context.Context, t *policy.Tier, inv delegate.Invocation, in
 	}
 	if running != nil {
 		if r, ok := running(binary, opts.GetValue()); ok {
-			return &guess{binary: binary, input: input, pending: delegate.Answered(binary, r)}
+			return &guess{binary: binary, input: input, bundle: inv.Bundle, pending: delegate.Answered(binary, r)}
 		}
 	}
 	inv.Binary = binary
@@ -89,7 +93,7 @@ func startGuess(ctx context.Context, t *policy.Tier, inv delegate.Invocation, in
 	if err != nil {
 		return nil
 	}
-	return &guess{binary: binary, input: input, pending: p}
+	return &guess{binary: binary, input: input, bundle: inv.Bundle, pending: p}
 }
 
 // take returns the guessed delegate start when it is the one the decision
@@ -103,8 +107,9 @@ func (g *guess) take(binary string, input []byte) (*delegate.Pending, bool) {
 }
 
 // withdraw shuts down a guessed delegate start did not take. With wait, it
-// returns once the shim has exited: another delegate is about to start on
-// the same socket, which an exiting shim would remove.
+// returns once the shim has exited and the bundle has lost the ./address
+// its start wrote: another delegate is about to start on the same socket,
+// which an exiting shim would remove.
 func (g *guess) withdraw(ctx context.Context, id string, wait bool) error {
 	if g == nil || g.taken {
 		return nil
@@ -138,6 +143,13 @@ func (g *guess) withdraw(ctx context.Context, id string, wait bool) error {
 	}
 	if err := waitExit(pid, withdrawTimeout); err != nil {
 		return fmt.Errorf("the %s shim started on a guess (pid %d) did not exit: %w", g.binary, pid, err)
+	}
+	// Its start wrote its address to ./address. gVisor's start reads that
+	// file as it begins and removes the socket it names as it ends: its
+	// own, as both are named after the container. The next delegate must
+	// find the bundle as containerd gave it.
+	if err := os.Remove(filepath.Join(g.bundle, "address")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("withdraw the delegate started on a guess: %w", err)
 	}
 	return nil
 }

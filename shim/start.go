@@ -3,7 +3,6 @@ package shim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -211,14 +210,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	pending, took := g.take(binary, input)
 	if !took {
 		if err := g.withdraw(ctx, f.id, true); err != nil {
-			return "", err
-		}
-		// The withdrawn delegate's start wrote its address to ./address.
-		// gVisor's start reads that file as it begins and removes the
-		// socket it names as it ends: its own, as both are named after
-		// the container. The next delegate must find the bundle as
-		// containerd gave it.
-		if err := os.Remove(filepath.Join(bundle, "address")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", err
 		}
 		if err := state.WriteFileInPlace(specPath, hardened, 0o644); err != nil {
