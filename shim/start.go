@@ -269,8 +269,9 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 	// containerd 1.6/1.7 reconnect through ./address, which the delegate's
-	// start wrote with its own address.
-	if err := state.WriteFileInPlace(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
+	// start wrote with its own address. Replaced whole, not in place: the
+	// delegate's daemon may read it as it starts.
+	if err := state.WriteFileAtomic(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
 		return "", err
 	}
 	_, inCall := f.procs.(proc.Local)
