@@ -198,7 +198,7 @@ func call(sock string, args []string, dir string, env []string, stdin io.Reader,
 		}
 		return fail(fmt.Errorf("hand the call to %s: %w", DaemonBinary, err)), true, nil
 	}
-	s := spawner{c: c, cmds: map[int]*exec.Cmd{}}
+	s := spawner{c: c, kids: map[int]*child{}}
 	for {
 		m, files, err := c.Recv()
 		if err != nil {

@@ -3,18 +3,30 @@ package front
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/triage-runtime/triage/shim/proc"
 )
 
 // spawner starts the processes the daemon asks for and reports their exits.
+//
+// It forks with syscall.ForkExec, not os/exec: a process's first os/exec
+// start first checks that pidfds work by forking a child that exits at once
+// (os.checkPidfd), and the front is a new process for every call, so it
+// would pay that fork before every delegate start containerd waits for.
 type spawner struct {
 	c    *proc.Conn
 	mu   sync.Mutex
-	cmds map[int]*exec.Cmd // running
+	kids map[int]*child // running
+}
+
+// A child is a spawned process. Its pid is only signalled while it is
+// unreaped (under mu), so a kill can never reach a reused pid.
+type child struct {
+	pid    int
+	reaped bool // guarded by spawner.mu
 }
 
 func (s *spawner) spawn(req proc.Spawn, files []*os.File) {
@@ -23,36 +35,78 @@ func (s *spawner) spawn(req proc.Spawn, files []*os.File) {
 		s.c.Send(proc.Msg{Spawned: &proc.Spawned{ID: req.ID, Err: fmt.Sprintf("start %s: %d descriptors passed, want stdin, stdout and stderr", req.Path, len(files))}})
 		return
 	}
-	cmd := &exec.Cmd{Path: req.Path, Args: req.Args, Env: req.Env, Dir: req.Dir,
-		Stdin: files[0], Stdout: files[1], Stderr: files[2], ExtraFiles: files[3:]}
-	if req.Setpgid {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
 	}
-	if err := cmd.Start(); err != nil {
-		s.c.Send(proc.Msg{Spawned: &proc.Spawned{ID: req.ID, Err: err.Error()}})
+	env := req.Env
+	if env == nil {
+		env = os.Environ() // as exec.Cmd does
+	}
+	pid, err := syscall.ForkExec(req.Path, req.Args, &syscall.ProcAttr{
+		Dir: req.Dir, Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: req.Setpgid},
+	})
+	if err != nil {
+		s.c.Send(proc.Msg{Spawned: &proc.Spawned{ID: req.ID, Err: (&os.PathError{Op: "fork/exec", Path: req.Path, Err: err}).Error()}})
 		return
 	}
+	k := &child{pid: pid}
 	s.mu.Lock()
-	s.cmds[req.ID] = cmd
+	s.kids[req.ID] = k
 	s.mu.Unlock()
-	s.c.Send(proc.Msg{Spawned: &proc.Spawned{ID: req.ID, Pid: cmd.Process.Pid}})
+	s.c.Send(proc.Msg{Spawned: &proc.Spawned{ID: req.ID, Pid: pid}})
 	go func() {
 		e := proc.Exited{ID: req.ID}
-		if err := cmd.Wait(); err != nil {
+		if err := s.wait(k); err != nil {
 			e.Err = err.Error()
 		}
 		s.mu.Lock()
-		delete(s.cmds, req.ID)
+		delete(s.kids, req.ID)
 		s.mu.Unlock()
 		s.c.Send(proc.Msg{Exited: &e})
 	}()
 }
 
+// wait waits for k to exit, then reaps it; nil for exit status 0.
+func (s *spawner) wait(k *child) error {
+	// waitid(P_PID, WEXITED|WNOWAIT) waits without reaping: the pid stays
+	// k's until reaped below, once kill can no longer pick it.
+	var info [128]byte // siginfo_t
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, 1 /* P_PID */, uintptr(k.pid), uintptr(unsafe.Pointer(&info)), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	s.mu.Lock()
+	k.reaped = true
+	s.mu.Unlock()
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(k.pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	switch {
+	case ws.Exited() && ws.ExitStatus() == 0:
+		return nil
+	case ws.Exited():
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Errorf("signal: %v", ws.Signal())
+	}
+	return fmt.Errorf("wait status %#x", uint32(ws))
+}
+
 func (s *spawner) kill(id int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cmd := s.cmds[id]; cmd != nil {
-		cmd.Process.Kill()
+	if k := s.kids[id]; k != nil && !k.reaped {
+		syscall.Kill(k.pid, syscall.SIGKILL)
 	}
 }
 
@@ -61,7 +115,9 @@ func (s *spawner) kill(id int) {
 func (s *spawner) killAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, cmd := range s.cmds {
-		cmd.Process.Kill()
+	for _, k := range s.kids {
+		if !k.reaped {
+			syscall.Kill(k.pid, syscall.SIGKILL)
+		}
 	}
 }
