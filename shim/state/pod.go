@@ -39,10 +39,19 @@ const (
 )
 
 // PodDir is the state folder of pod in namespace ns of the containerd at
-// address.
+// address: one level under the containerd's folder, as each folder made
+// costs an inode. Both names are containerd identifiers, which have no '@'
+// (the caller checks pod's; containerd checks namespaces).
 func PodDir(address, ns, pod string) string {
 	h := sha256.Sum256([]byte(address))
-	return filepath.Join(Root, hex.EncodeToString(h[:6]), ns, pod)
+	return filepath.Join(Root, hex.EncodeToString(h[:6]), ns+"@"+pod)
+}
+
+// PodExists tells whether pod has a state folder: a container of it has
+// started, or is starting.
+func PodExists(address, ns, pod string) bool {
+	_, err := os.Stat(PodDir(address, ns, pod))
+	return err == nil
 }
 
 // LockPod opens (creating if needed) and locks the pod folder. Unlock
@@ -136,16 +145,12 @@ func (p *Pod) RemoveMember(id string) (remaining int, err error) {
 	return len(ids), err
 }
 
-// Remove deletes the pod's state folder (and its parents when empty). The
-// lock is released.
+// Remove deletes the pod's state folder (and the containerd's when empty).
+// The lock is released.
 func (p *Pod) Remove() error {
 	err := os.RemoveAll(p.dir)
 	p.Unlock()
-	// Tidy the namespace and daemon folders; fails harmlessly when in use.
-	ns := filepath.Dir(p.dir)
-	if os.Remove(ns) == nil {
-		os.Remove(filepath.Dir(ns))
-	}
+	os.Remove(filepath.Dir(p.dir)) // fails harmlessly when in use
 	return err
 }
 

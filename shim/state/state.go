@@ -113,12 +113,19 @@ func WriteFileAtomic(name string, data []byte, perm os.FileMode) (retErr error) 
 // needed) without a new inode: for a file that no one reads while it is
 // written. Creating inodes is the costly part of writing state on a busy
 // disk filesystem (see Pod).
+//
+// It overwrites and then cuts the file to length rather than open it with
+// O_TRUNC: ext4 (auto_da_alloc, its default) flushes a file that was
+// truncated to zero when it is closed, which costs 220 µs here against 20.
 func WriteFileInPlace(name string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, perm)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

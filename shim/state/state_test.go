@@ -40,12 +40,36 @@ func TestExitRecord(t *testing.T) {
 	}
 }
 
+func TestWriteFileInPlace(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "config.json")
+	for _, tc := range []struct{ name, data string }{
+		{"creates", "a long first version"},
+		{"shrinks", "short"},
+		{"grows", "a longer third version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.Stat(name)
+			if err := WriteFileInPlace(name, []byte(tc.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(name)
+			if err != nil || string(got) != tc.data {
+				t.Fatalf("file holds %q, %v; want %q", got, err, tc.data)
+			}
+			after, _ := os.Stat(name)
+			if before != nil && !os.SameFile(before, after) {
+				t.Fatal("the write replaced the file's inode")
+			}
+		})
+	}
+}
+
 func TestPodMembersAndRemoval(t *testing.T) {
 	// The pod folder is under Root; use a unique containerd address so the
 	// test owns its folder, and remove it whatever happens.
 	addr := filepath.Join(t.TempDir(), "sock")
 	dir := PodDir(addr, "ns", "pod")
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(filepath.Dir(dir))) })
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(dir)) })
 
 	p, err := LockPod(addr, "ns", "pod")
 	if err != nil {
@@ -81,14 +105,14 @@ func TestPodMembersAndRemoval(t *testing.T) {
 	if err := p.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Dir(filepath.Dir(dir))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pod state folders left after the last member: %v", err)
 	}
 }
 
 func TestLockPodWaitsOutTheLastMembersRemoval(t *testing.T) {
 	addr := filepath.Join(t.TempDir(), "sock")
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(filepath.Dir(PodDir(addr, "ns", "pod")))) })
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(PodDir(addr, "ns", "pod"))) })
 	last, err := LockPod(addr, "ns", "pod")
 	if err != nil {
 		t.Fatal(err)
