@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"github.com/containerd/errdefs"
 	"strings"
 	"testing"
 
@@ -83,17 +84,27 @@ func TestLoadPolicyNamesMissingFile(t *testing.T) {
 
 func TestPodOf(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		ann  map[string]string
-		want string
+		name    string
+		ann     map[string]string
+		want    string
+		wantErr bool // the key would name a folder outside the pod state
 	}{
 		{name: "alone", want: "c1"},
 		{name: "runc group", ann: map[string]string{annotationRuncGroup: "g"}, want: "g"},
 		{name: "cri sandbox wins", ann: map[string]string{annotationRuncGroup: "g", annotationSandboxID: "sb"}, want: "sb"},
+		{name: "group climbs out", ann: map[string]string{annotationRuncGroup: "../../../../etc"}, wantErr: true},
+		{name: "sandbox with a slash", ann: map[string]string{annotationSandboxID: "a/b"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := podOf(&specs.Spec{Annotations: tc.ann}, "c1"); got != tc.want {
-				t.Fatalf("podOf = %q, want %q", got, tc.want)
+			got, err := podOf(&specs.Spec{Annotations: tc.ann}, "c1")
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("podOf = %q, %v; want an invalid-argument error", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("podOf = %q, %v; want %q", got, err, tc.want)
 			}
 		})
 	}
