@@ -41,24 +41,37 @@ type Container struct {
 	Exec execrule.Rules `json:"exec"`
 }
 
-// ErrNoMarker is returned when a bundle has no Triage marker: Triage's start
-// never got as far as starting a delegate for it.
+// ErrNoMarker is returned when a bundle has no Triage marker, or an empty
+// one: Triage's start never got as far as starting a delegate for it.
 var ErrNoMarker = errors.New("no triage marker in bundle")
 
-// WriteContainer records c in bundle, atomically.
+// ReserveContainer makes bundle's marker, empty, so that WriteContainer
+// creates no inode (see Pod) once the delegate has replied. An empty marker
+// reads as none.
+func ReserveContainer(bundle string) error {
+	f, err := os.OpenFile(filepath.Join(bundle, markerName), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// WriteContainer records c in bundle. It is written in place: the marker is
+// read once start has returned, or by another start under the pod's lock,
+// which start holds while it writes.
 func WriteContainer(bundle string, c Container) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode marker: %w", err)
 	}
-	return WriteFileAtomic(filepath.Join(bundle, markerName), b, 0o600)
+	return WriteFileInPlace(filepath.Join(bundle, markerName), b, 0o600)
 }
 
 // ReadContainer reads the marker of bundle.
 func ReadContainer(bundle string) (Container, error) {
 	var c Container
 	b, err := os.ReadFile(filepath.Join(bundle, markerName))
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || err == nil && len(b) == 0 {
 		return c, fmt.Errorf("%s: %w", bundle, ErrNoMarker)
 	}
 	if err != nil {

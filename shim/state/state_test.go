@@ -10,6 +10,12 @@ import (
 
 func TestMarkerRoundTrip(t *testing.T) {
 	b := t.TempDir()
+	if err := ReserveContainer(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadContainer(b); !errors.Is(err, ErrNoMarker) {
+		t.Fatalf("ReadContainer of a reserved marker: %v, want ErrNoMarker", err)
+	}
 	want := Container{Pod: "p", Delegate: Delegate{Runtime: "io.containerd.runc.v2", Binary: "/x", Address: "unix:///s", Version: 3, Options: []byte{1, 2}, OptionsType: "t"}}
 	if err := WriteContainer(b, want); err != nil {
 		t.Fatal(err)
@@ -23,7 +29,7 @@ func TestMarkerRoundTrip(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(b)
 	if len(ents) != 1 {
-		t.Fatalf("bundle holds %d files after an atomic write, want only the marker", len(ents))
+		t.Fatalf("bundle holds %d files, want only the marker", len(ents))
 	}
 }
 
