@@ -298,12 +298,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err := pod.AddMember(f.id); err != nil {
 		return "", err
 	}
-	// containerd 1.6/1.7 reconnect through ./address, which the delegate's
-	// start wrote with its own address. Rewritten in place, which saves an
-	// inode (about 0.5 ms on a busy ext4 /run, see state.Pod): its readers
-	// are the delegate's start (gVisor's reads it as it begins), which has
-	// exited by now, and containerd after a restart.
-	if err := state.WriteFileInPlace(filepath.Join(bundle, "address"), []byte(addr), 0o644); err != nil {
+	if err := writeAddress(bundle, addr, in); err != nil {
 		return "", err
 	}
 	_, inCall := f.procs.(proc.Local)
@@ -339,6 +334,25 @@ func takesTaskV3(version string) bool {
 		return false
 	}
 	return major > taskV3Major || major == taskV3Major && minor >= taskV3Minor
+}
+
+// writeAddress points ./address at the router for the releases that
+// reconnect through it after a restart: containerd 1.6 to 2.2, which send
+// no BootstrapParams. The delegate's start may have written its own
+// address there. Later releases keep the router's address in their own
+// bootstrap.json, so ./address is left as the delegate made it: shims built
+// on containerd's library remove the socket it names as they exit, which
+// would be the pod's router's while the pod lives, and the write would cost
+// an inode (0.5 ms on a busy ext4 /run, see state.Pod).
+//
+// It is rewritten in place, an inode less too: its readers are the
+// delegate's start (gVisor's reads it as it begins), which has exited by
+// now, and containerd after a restart.
+func writeAddress(bundle, addr string, in startInput) error {
+	if in.params != nil {
+		return nil
+	}
+	return state.WriteFileInPlace(filepath.Join(bundle, "address"), []byte(addr), 0o644)
 }
 
 // prepareRecord records the pod's decision (for its first container) and

@@ -1,6 +1,9 @@
 package shim
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
@@ -37,5 +40,46 @@ func TestStartReplyVersion(t *testing.T) {
 		if err := proto.Unmarshal([]byte(got), &r); err != nil || r.Version != 3 || r.Address != addr || r.Protocol != "ttrpc" {
 			t.Errorf("containerd %q: reply decodes to %v (%v), want version 3 ttrpc at %s", tc.containerd, &r, err, addr)
 		}
+	}
+}
+
+// ./address names the router only for the releases that reconnect through it (no
+// BootstrapParams); later ones keep the delegate's, whose shim removes the socket it
+// names as it exits.
+func TestWriteAddress(t *testing.T) {
+	const router = "unix:///run/triage/s/r-1"
+	for _, tc := range []struct {
+		name   string
+		in     startInput
+		before string // the delegate's ./address, "" for none
+		want   string // "" for none
+	}{
+		{name: "1.6 replaces the delegate's", before: "unix:///run/containerd/s/longer-delegate-socket", want: router},
+		{name: "1.6 without one", want: router},
+		{name: "2.4 keeps the delegate's", in: startInput{params: &bootstrap.BootstrapParams{ContainerdVersion: "2.4.2"}}, before: "unix:///run/containerd/s/d", want: "unix:///run/containerd/s/d"},
+		{name: "2.4 writes none", in: startInput{params: &bootstrap.BootstrapParams{ContainerdVersion: "2.4.2"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			name := filepath.Join(bundle, "address")
+			if tc.before != "" {
+				if err := os.WriteFile(name, []byte(tc.before), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := writeAddress(bundle, router, tc.in); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(name)
+			if tc.want == "" {
+				if !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("./address holds %q (%v), want none", got, err)
+				}
+				return
+			}
+			if string(got) != tc.want {
+				t.Fatalf("./address holds %q (%v), want %q", got, err, tc.want)
+			}
+		})
 	}
 }
