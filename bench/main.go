@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -257,12 +259,12 @@ func (b *bench) rpcLatency(w *strings.Builder, n int) {
 	if err != nil {
 		b.p.Fatalf("%v", err)
 	}
-	addr, err := os.ReadFile(filepath.Join(bundle, "address"))
+	addr, err := shimAddress(bundle)
 	if err != nil {
 		b.p.Fatalf("%v", err)
 	}
 	ctx := context.Background()
-	router, err := delegate.Dial(ctx, strings.TrimSpace(string(addr)), 2, func() {})
+	router, err := delegate.Dial(ctx, addr, 2, func() {})
 	if err != nil {
 		b.p.Fatalf("%v", err)
 	}
@@ -296,6 +298,24 @@ func (b *bench) rpcLatency(w *strings.Builder, n int) {
 	}
 	added := median(tr) - median(dr)
 	fmt.Fprintf(w, "| State RPC (%d pairs): added latency of the forward | %.0f µs | %.0f µs | **+%.0f µs** | ≤ +100 µs |\n", n, median(tr), median(dr), added)
+}
+
+// shimAddress is the address containerd holds for the bundle's shim (Triage's router):
+// in bootstrap.json from containerd 2.x on, in ./address before.
+func shimAddress(bundle string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		b, err = os.ReadFile(filepath.Join(bundle, "address"))
+		return strings.TrimSpace(string(b)), err
+	}
+	if err != nil {
+		return "", err
+	}
+	var params struct{ Address string }
+	if err := json.Unmarshal(b, &params); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(bundle, "bootstrap.json"), err)
+	}
+	return params.Address, nil
 }
 
 // memory compares the router's resident memory per pod with the runc shim's.
