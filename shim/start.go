@@ -144,8 +144,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	known := classifier.Facts{Namespace: f.namespace, Spec: spec}
 	// The first container of a pod (the sandbox, under CRI) is guessed
-	// before the pod is locked: the lock makes the pod's folder, an inode,
-	// which costs 0.5 ms on a busy ext4 /run (see state.Pod).
+	// before the pod is locked: the lock makes the pod's folder, an inode
+	// (costly on a disk /run, see state.Pod).
 	var g *guess
 	early := !state.PodExists(f.address, f.namespace, podID)
 	if early {
@@ -271,8 +271,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}()
 	}
 	// While the delegate starts, what needs no reply: the pod's decision
-	// and the marker's inode (each inode made costs 0.5 ms on a busy ext4
-	// /run, see state.Pod).
+	// and the marker's inode.
 	if err := prepareRecord(bundle, pod, d, member); err != nil {
 		abandon(ctx, pending, f.id)
 		return "", err
@@ -343,7 +342,7 @@ func takesTaskV3(version string) bool {
 // bootstrap.json, so ./address is left as the delegate made it: shims built
 // on containerd's library remove the socket it names as they exit, which
 // would be the pod's router's while the pod lives, and the write would cost
-// an inode (0.5 ms on a busy ext4 /run, see state.Pod).
+// an inode.
 //
 // It is rewritten in place, an inode less too: its readers are the
 // delegate's start (gVisor's reads it as it begins), which has exited by

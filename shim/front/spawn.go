@@ -72,24 +72,22 @@ func (s *spawner) wait(k *child) error {
 	// waitid(P_PID, WEXITED|WNOWAIT) waits without reaping: the pid stays
 	// k's until reaped below, once kill can no longer pick it.
 	var info [128]byte // siginfo_t
-	for {
+	waitid := func() syscall.Errno {
 		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, 1 /* P_PID */, uintptr(k.pid), uintptr(unsafe.Pointer(&info)), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
-		if errno != syscall.EINTR {
-			break
-		}
+		return errno
+	}
+	for waitid() == syscall.EINTR {
 	}
 	s.mu.Lock()
 	k.reaped = true
 	s.mu.Unlock()
 	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(k.pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			if err != nil {
-				return err
-			}
-			break
-		}
+	_, err := syscall.Wait4(k.pid, &ws, 0, nil)
+	for err == syscall.EINTR {
+		_, err = syscall.Wait4(k.pid, &ws, 0, nil)
+	}
+	if err != nil {
+		return err
 	}
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:
