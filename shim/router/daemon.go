@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,14 +52,7 @@ func Main(ctx context.Context, args []string) int {
 	}
 	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
-	shimFlags := []string{"-namespace", *ns, "-address", *address}
-	if *publish != "" {
-		shimFlags = append(shimFlags, "-publish-binary", *publish)
-	}
-	if *debug {
-		shimFlags = append(shimFlags, "-debug")
-	}
-	j, err := newJoiner(shimFlags)
+	j, err := newJoiner(*ns, *address, *publish, *debug)
 	if err != nil {
 		log.G(ctx).WithError(err).Error("router")
 		return 1
@@ -75,9 +69,6 @@ func serve(ctx context.Context, j joiner) error {
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
 	}
-	path := l.Addr().String()
-	own, _ := os.Stat(path)
-
 	srv, err := ttrpc.NewServer()
 	if err != nil {
 		return err
@@ -88,23 +79,8 @@ func serve(ctx context.Context, j joiner) error {
 			log.G(ctx).WithError(err).Error("router serve")
 		}
 	}
-	// Shims built on containerd's library unlink the socket named in the
-	// bundle's ./address when they exit, and on containerd 1.x that file
-	// must name the router. A delegate that served one container of a pod
-	// can thus remove the router's socket: bind it again.
-	relisten := func() {
-		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		nl, err := net.Listen("unix", path)
-		if err != nil {
-			log.G(ctx).WithError(err).Error("router socket was removed and cannot be bound again")
-			return
-		}
-		own, _ = os.Stat(path)
-		go serveOn(nl)
-	}
-	svc := New(relisten)
+	sock := newSocketFile(l.Addr().String())
+	svc := New(func() { sock.rebind(ctx, serveOn) })
 	svc.join = j.join
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	r = newRelay(ctx, svc, srv)
@@ -115,12 +91,63 @@ func serve(ctx context.Context, j joiner) error {
 	defer cancel()
 	r.shutdown(sctx)
 	svc.WaitDelegates(shutdownGrace)
-	// A new router may already own the path (the pod was emptied and
-	// started again): remove the socket only if it is still ours.
-	if cur, err := os.Stat(path); err == nil && own != nil && os.SameFile(own, cur) {
-		os.Remove(path)
-	}
+	sock.release()
 	return nil
+}
+
+// socketFile is the router's socket file while the router serves it.
+//
+// Shims built on containerd's library unlink the socket named in the
+// bundle's ./address when they exit, and on containerd 1.x that file must
+// name the router. A delegate that served one container of a pod can thus
+// remove the router's socket, which rebind binds again. A delegate also
+// exits as its pod ends, after the pod's last `delete` removed the socket:
+// once the router is leaving, nothing is bound again, or the socket would
+// outlive it.
+type socketFile struct {
+	path string
+
+	mu sync.Mutex
+	// own is the file the router bound; guarded by mu.
+	own os.FileInfo
+	// released is set once the router stopped serving; guarded by mu.
+	released bool
+}
+
+func newSocketFile(path string) *socketFile {
+	own, _ := os.Stat(path)
+	return &socketFile{path: path, own: own}
+}
+
+// rebind binds the socket again when it was removed, and serves it.
+func (s *socketFile) rebind(ctx context.Context, serve func(net.Listener)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return
+	}
+	if _, err := os.Stat(s.path); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	l, err := net.Listen("unix", s.path)
+	if err != nil {
+		log.G(ctx).WithError(err).Error("router socket was removed and cannot be bound again")
+		return
+	}
+	s.own, _ = os.Stat(s.path)
+	go serve(l)
+}
+
+// release removes the socket as the router leaves, if it is still the one
+// the router bound: a new router may own the path already (the pod was
+// emptied and started again).
+func (s *socketFile) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = true
+	if cur, err := os.Stat(s.path); err == nil && s.own != nil && os.SameFile(s.own, cur) {
+		os.Remove(s.path)
+	}
 }
 
 // SetupLogging sends the process's logs to the bundle's "log" fifo (in the
