@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
+	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	"google.golang.org/protobuf/proto"
 
@@ -26,30 +26,30 @@ import (
 type joiner struct {
 	// daemon is triage-shimd, installed next to the router.
 	daemon string
-	// flags are the shim flags containerd passes, but -id.
-	flags []string
+	// namespace, address, publish and debug are the shim flags containerd
+	// passed for the pod.
+	namespace, address, publish string
+	debug                       bool
 }
 
-func newJoiner(flags []string) (joiner, error) {
+func newJoiner(namespace, address, publish string, debug bool) (joiner, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return joiner{}, err
 	}
-	return joiner{daemon: filepath.Join(filepath.Dir(self), front.DaemonBinary), flags: flags}, nil
+	return joiner{daemon: filepath.Join(filepath.Dir(self), front.DaemonBinary), namespace: namespace, address: address, publish: publish, debug: debug}, nil
 }
 
-// join runs `start` for the container r creates, with the runtime options
-// containerd sent as its stdin.
+// join runs `start` for the container r creates, with the stdin containerd
+// would have given it: only releases that speak BootstrapParams (2.4+) send
+// containers this way, so BootstrapParams, with the runtime options of r as
+// their extension. Start then leaves ./address alone, as containerd keeps
+// the address in its bootstrap.json.
 func (j joiner) join(r *taskv2.CreateTaskRequest) error {
-	var stdin []byte
-	if r.Options != nil {
-		b, err := proto.Marshal(r.Options)
-		if err != nil {
-			return err
-		}
-		stdin = b
+	args, stdin, err := j.start(r)
+	if err != nil {
+		return err
 	}
-	args := append(slices.Clone(j.flags), "-id", r.ID, "start")
 	var stdout, stderr bytes.Buffer
 	if front.Run(j.daemon, args, r.Bundle, os.Environ(), stdin, &stdout, &stderr) != 0 {
 		msg := strings.TrimSpace(stderr.String())
@@ -60,3 +60,28 @@ func (j joiner) join(r *taskv2.CreateTaskRequest) error {
 	}
 	return nil
 }
+
+// start is the command line and stdin of r's `start`.
+func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte, err error) {
+	params := &bootstrap.BootstrapParams{
+		InstanceID: r.ID, Namespace: j.namespace, LogLevel: bootstrap.LogLevel_LOG_LEVEL_INFO,
+		ContainerdGrpcAddress: j.address, ContainerdTtrpcAddress: os.Getenv(ttrpcAddressEnv), ContainerdBinary: j.publish,
+	}
+	args = []string{"-namespace", j.namespace, "-address", j.address}
+	if j.publish != "" {
+		args = append(args, "-publish-binary", j.publish)
+	}
+	if j.debug {
+		args = append(args, "-debug")
+		params.LogLevel = bootstrap.LogLevel_LOG_LEVEL_DEBUG
+	}
+	if r.Options != nil {
+		params.Extensions = append(params.Extensions, &bootstrap.Extension{Value: r.Options})
+	}
+	stdin, err = proto.Marshal(params)
+	return append(args, "-id", r.ID, "start"), stdin, err
+}
+
+// ttrpcAddressEnv names containerd's ttrpc address in a shim's environment,
+// as containerd sets it.
+const ttrpcAddressEnv = "TTRPC_ADDRESS"

@@ -1,0 +1,42 @@
+package router
+
+import (
+	"slices"
+	"testing"
+
+	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// A joining container's `start` gets what containerd 2.4 gives a shim's
+// start: BootstrapParams naming it, its runtime options as an extension.
+func TestJoinStartsWithBootstrapParams(t *testing.T) {
+	t.Setenv(ttrpcAddressEnv, "/run/c/containerd.sock.ttrpc")
+	opts, err := anypb.New(&runtimeoptions.Options{ConfigPath: "/etc/triage/triage.toml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := joiner{namespace: "k8s.io", address: "/run/c/containerd.sock", publish: "/usr/bin/containerd"}
+	args, stdin, err := j.start(&taskv2.CreateTaskRequest{ID: "c1", Bundle: t.TempDir(), Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-namespace", "k8s.io", "-address", "/run/c/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-id", "c1", "start"}
+	if !slices.Equal(args, want) {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	var p bootstrap.BootstrapParams
+	if err := proto.Unmarshal(stdin, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.GetInstanceID() != "c1" || p.GetNamespace() != "k8s.io" || p.GetContainerdGrpcAddress() != "/run/c/containerd.sock" ||
+		p.GetContainerdTtrpcAddress() != "/run/c/containerd.sock.ttrpc" || p.GetContainerdBinary() != "/usr/bin/containerd" {
+		t.Errorf("params %v", &p)
+	}
+	if len(p.GetExtensions()) != 1 || !proto.Equal(p.GetExtensions()[0].GetValue(), opts) {
+		t.Errorf("extensions %v, want the runtime options %v", p.GetExtensions(), opts)
+	}
+}
