@@ -118,9 +118,26 @@ func ownMountNS(pid int) bool {
 }
 
 // fdCount is the number of open file descriptors of pid.
-func fdCount(pid int) (int, error) {
-	fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
-	return len(fds), err
+// fdTargets lists what pid's open file descriptors point to: paths, and kinds without their
+// inode ("socket", "pipe", "anon_inode:[eventpoll]").
+func fdTargets(pid int) ([]string, error) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, fd := range fds {
+		t, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err != nil {
+			continue // closed since the listing
+		}
+		if kind, _, ok := strings.Cut(t, ":["); ok && (kind == "socket" || kind == "pipe") {
+			t = kind
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // unixSocket is one bound unix socket from /proc/net/unix (the host network namespace's).

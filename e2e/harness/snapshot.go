@@ -4,16 +4,26 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/triage-runtime/triage/shim/front"
 )
 
 // HostShimSocketDir is where shims built on containerd's shim library put their task sockets
 // whatever the daemon's state dir is: unix:///run/containerd/s/sha256(address/namespace/id).
 const HostShimSocketDir = "/run/containerd/s"
+
+// TriageSocketDir is where Triage's routers (and triage-shimd) bind their sockets, whatever
+// the daemon's state dir is, as shims do in HostShimSocketDir.
+const TriageSocketDir = front.SocketDir
+
+// sharedSocketDirs are the socket folders every daemon on the host shares.
+var sharedSocketDirs = []string{HostShimSocketDir, TriageSocketDir}
 
 // Resources is what a daemon and its containers hold at one moment, found through the daemon's
 // directory. Compare two with Diff.
@@ -22,6 +32,8 @@ type Resources struct {
 	ContainerdPID int
 	// ContainerdFDs is its number of open file descriptors.
 	ContainerdFDs int
+	// ContainerdFDTargets is what they point to (see fdTargets).
+	ContainerdFDTargets []string
 	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
 	// with their descendants (containers), as "pid N [comm]: cmdline".
 	Processes []string
@@ -36,9 +48,10 @@ type Resources struct {
 	// Sockets are unix socket files under dir (bound or stale) and the sockets in
 	// HostShimSocketDir that the daemon's processes hold.
 	Sockets []string
-	// OrphanShimSockets are files in HostShimSocketDir that no process has bound: a shim died
-	// without removing its socket. Their owner cannot be told apart, so a concurrently running
-	// daemon that leaks one shows up here too.
+	// OrphanShimSockets are socket files in HostShimSocketDir or TriageSocketDir that no
+	// process has bound: a shim or router died, or left, without removing its socket. Their
+	// owner cannot be told apart, so a concurrently running daemon that leaks one shows up here
+	// too.
 	OrphanShimSockets []string
 	// Bundles are task bundle directories left in the state dir, as "namespace/id".
 	Bundles []string
@@ -59,9 +72,10 @@ func Snapshot(dir string) (Resources, error) {
 	for _, p := range procs {
 		if r.ContainerdPID == 0 && strings.Contains(p.cmdline, "--config "+layout{dir: dir}.config()) {
 			r.ContainerdPID = p.pid
-			if r.ContainerdFDs, err = fdCount(p.pid); err != nil {
-				errs = append(errs, fmt.Errorf("count fds of containerd: %w", err))
+			if r.ContainerdFDTargets, err = fdTargets(p.pid); err != nil {
+				errs = append(errs, fmt.Errorf("list fds of containerd: %w", err))
 			}
+			r.ContainerdFDs = len(r.ContainerdFDTargets)
 			continue
 		}
 		if sock, ok := shimDaemonSocket(p); ok {
@@ -75,9 +89,9 @@ func Snapshot(dir string) (Resources, error) {
 	// A daemon with a private /run (Options.PrivateRun) has its shims' sockets under dir; the
 	// host's HostShimSocketDir is then none of its business (other daemons' orphans there).
 	private := r.ContainerdPID != 0 && ownMountNS(r.ContainerdPID)
-	shimDir := HostShimSocketDir
+	shared := sharedSocketDirs
 	if private {
-		shimDir = ""
+		shared = nil
 	}
 	if private {
 		r.Mounts, err = mountsIn(filepath.Join("/proc", strconv.Itoa(r.ContainerdPID), "mountinfo"), func(mp string) bool {
@@ -89,7 +103,7 @@ func Snapshot(dir string) (Resources, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list mounts: %w", err))
 	}
-	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others, shimDir); err != nil {
+	if r.Sockets, r.OrphanShimSockets, err = sockets(dir, others, shared); err != nil {
 		errs = append(errs, err)
 	}
 	r.Sockets = slices.DeleteFunc(r.Sockets, func(s string) bool { return daemonSockets[filepath.Base(s)] })
@@ -118,9 +132,9 @@ func shimDaemonSocket(p proc) (string, bool) {
 	return "", true
 }
 
-// sockets finds unix sockets under dir, the daemon's shim sockets in shimDir (normally
-// HostShimSocketDir; "" for none), and the orphans there.
-func sockets(dir string, procs []proc, shimDir string) (mine, orphans []string, err error) {
+// sockets finds unix sockets under dir, the sockets the daemon's processes hold in the shared
+// folders (normally sharedSocketDirs), and the orphans there.
+func sockets(dir string, procs []proc, shared []string) (mine, orphans []string, err error) {
 	bound, err := boundUnixSockets()
 	if err != nil {
 		return nil, nil, fmt.Errorf("list unix sockets: %w", err)
@@ -130,7 +144,7 @@ func sockets(dir string, procs []proc, shimDir string) (mine, orphans []string, 
 	set := map[string]bool{}
 	for _, s := range bound {
 		isBound[s.path] = true
-		if shimDir != "" && filepath.Dir(s.path) == shimDir && held[s.inode] {
+		if slices.Contains(shared, filepath.Dir(s.path)) && held[s.inode] {
 			set[s.path] = true
 		}
 	}
@@ -144,17 +158,16 @@ func sockets(dir string, procs []proc, shimDir string) (mine, orphans []string, 
 	if walkErr != nil {
 		return nil, nil, fmt.Errorf("walk %s: %w", dir, walkErr)
 	}
-	if shimDir == "" {
-		return sortedKeys(set), nil, nil
-	}
-	entries, err := os.ReadDir(shimDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
-	}
-	for _, e := range entries {
-		path := filepath.Join(shimDir, e.Name())
-		if e.Type()&fs.ModeSocket != 0 && !isBound[path] {
-			orphans = append(orphans, path)
+	for _, d := range shared {
+		entries, err := os.ReadDir(d)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, err
+		}
+		for _, e := range entries {
+			path := filepath.Join(d, e.Name())
+			if e.Type()&fs.ModeSocket != 0 && !isBound[path] {
+				orphans = append(orphans, path)
+			}
 		}
 	}
 	return sortedKeys(set), orphans, nil
@@ -180,8 +193,26 @@ func Diff(before, after Resources) []string {
 	added("host state", before.HostState, after.HostState)
 	if before.ContainerdPID != 0 && before.ContainerdPID == after.ContainerdPID &&
 		after.ContainerdFDs > before.ContainerdFDs {
-		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d",
-			after.ContainerdPID, before.ContainerdFDs, after.ContainerdFDs))
+		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d (%s)",
+			after.ContainerdPID, before.ContainerdFDs, after.ContainerdFDs, moreOf(before.ContainerdFDTargets, after.ContainerdFDTargets)))
 	}
 	return leaks
+}
+
+// moreOf says what after holds more of than before, as "+3 socket, +1 /path".
+func moreOf(before, after []string) string {
+	n := map[string]int{}
+	for _, x := range after {
+		n[x]++
+	}
+	for _, x := range before {
+		n[x]--
+	}
+	var parts []string
+	for _, x := range slices.Sorted(maps.Keys(n)) {
+		if n[x] > 0 {
+			parts = append(parts, fmt.Sprintf("+%d %s", n[x], x))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

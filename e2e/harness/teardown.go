@@ -16,7 +16,8 @@ const killTimeout = 10 * time.Second
 
 // teardown stops the daemon, then kills every process, unmounts every mount and removes every
 // file of it and its containers, all found through its directory. Outside it, it removes only
-// what is provably the daemon's: shim sockets in HostShimSocketDir that its processes held, and
+// what is provably the daemon's: sockets in the shared socket folders (HostShimSocketDir,
+// TriageSocketDir) that its processes held, and
 // runc state and cgroups of containers named with Daemon.ID.
 func (d *Daemon) teardown() []error {
 	dir := d.layout.dir
@@ -43,10 +44,10 @@ func (d *Daemon) teardown() []error {
 	return errs
 }
 
-// killProcs SIGKILLs the processes of dir until none is left, then removes the shim sockets in
-// HostShimSocketDir they held.
+// killProcs SIGKILLs the processes of dir until none is left, then removes the sockets they
+// held in the shared socket folders.
 func killProcs(dir string) error {
-	var shimSockets []string
+	var heldSockets []string
 	deadline := time.Now().Add(killTimeout)
 	for {
 		procs, err := procsOf(dir)
@@ -62,10 +63,10 @@ func killProcs(dir string) error {
 		if len(alive) == 0 {
 			break
 		}
-		if held, _, err := sockets(dir, alive, HostShimSocketDir); err == nil {
+		if held, _, err := sockets(dir, alive, sharedSocketDirs); err == nil {
 			for _, s := range held {
-				if filepath.Dir(s) == HostShimSocketDir && !slices.Contains(shimSockets, s) {
-					shimSockets = append(shimSockets, s)
+				if slices.Contains(sharedSocketDirs, filepath.Dir(s)) && !slices.Contains(heldSockets, s) {
+					heldSockets = append(heldSockets, s)
 				}
 			}
 		}
@@ -78,7 +79,7 @@ func killProcs(dir string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var errs []error
-	for _, s := range shimSockets {
+	for _, s := range heldSockets {
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
