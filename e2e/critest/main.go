@@ -177,12 +177,33 @@ func runVersion(p *harness.Program, env harness.Env, v harness.Version, bin, cer
 	r := run{Version: v.String()}
 	for _, h := range handlers {
 		fmt.Fprintf(os.Stderr, "%v: critest --runtime-handler %s\n", v, h)
+		before := snapshot(p, d)
 		s := runCritest(p, env, d, h, work)
+		s.Leaks = settledLeaks(p, d, before)
 		fmt.Fprintf(os.Stderr, "%v %s: %d passed, %d failed, %d skipped in %v\n", v, h,
 			s.count("passed"), s.failed(), s.count("skipped"), s.Wall.Round(time.Second))
 		r.Suites = append(r.Suites, s)
 	}
 	return r
+}
+
+func snapshot(p *harness.Program, d *harness.Daemon) harness.Resources {
+	r, err := harness.Snapshot(d.Dir())
+	if err != nil {
+		p.Fatalf("snapshot: %v", err)
+	}
+	return r
+}
+
+// settledLeaks is what d holds that it did not before, once containerd has finished the
+// cleanups it runs after a pod is removed (up to 15 s).
+func settledLeaks(p *harness.Program, d *harness.Daemon, before harness.Resources) []string {
+	leaks := harness.Diff(before, snapshot(p, d))
+	for deadline := time.Now().Add(15 * time.Second); len(leaks) > 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		leaks = harness.Diff(before, snapshot(p, d))
+	}
+	return leaks
 }
 
 // runCritest runs critest against d with one handler and reads its JSON report.
