@@ -86,8 +86,8 @@ func (s suite) failed() int {
 // (runc) but not with another (triage): every spec that passes on runc must pass on triage;
 // and what another handler's suite left behind of a kind the first one's did not leave.
 // containerd's own open files are reported, not counted: after the suite CRI keeps a
-// varying number of streaming connections for a while, with either handler (runc: 0 and +4
-// sockets in two runs of 2.4.2; triage: +36 fds and 0).
+// varying number of connections for a while, with either handler (three runs on 2.4.2: runc
+// 0, +4 and +38 sockets; triage +36, 0 and +4).
 func (r report) regressions() []string {
 	var out []string
 	for _, run := range r.Runs {
