@@ -117,7 +117,6 @@ func ownMountNS(pid int) bool {
 	return err1 == nil && err2 == nil && self != other
 }
 
-// fdCount is the number of open file descriptors of pid.
 // fdTargets lists what pid's open file descriptors point to: paths, and kinds without their
 // inode ("socket", "pipe", "anon_inode:[eventpoll]").
 func fdTargets(pid int) ([]string, error) {

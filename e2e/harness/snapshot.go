@@ -45,8 +45,8 @@ type Resources struct {
 	// private /run (Options.PrivateRun) they are read in its mount namespace and include the
 	// mounts under /run there, which is the daemon's own.
 	Mounts []string
-	// Sockets are unix socket files under dir (bound or stale) and the sockets in
-	// HostShimSocketDir that the daemon's processes hold.
+	// Sockets are unix socket files under dir (bound or stale) and the sockets the daemon's
+	// processes hold in the shared socket folders (HostShimSocketDir, TriageSocketDir).
 	Sockets []string
 	// OrphanShimSockets are socket files in HostShimSocketDir or TriageSocketDir that no
 	// process has bound: a shim or router died, or left, without removing its socket. Their

@@ -16,9 +16,9 @@ const killTimeout = 10 * time.Second
 
 // teardown stops the daemon, then kills every process, unmounts every mount and removes every
 // file of it and its containers, all found through its directory. Outside it, it removes only
-// what is provably the daemon's: sockets in the shared socket folders (HostShimSocketDir,
-// TriageSocketDir) that its processes held, and
-// runc state and cgroups of containers named with Daemon.ID.
+// what is provably the daemon's: sockets its processes held in the shared socket folders
+// (HostShimSocketDir, TriageSocketDir), and runc state and cgroups of containers named with
+// Daemon.ID.
 func (d *Daemon) teardown() []error {
 	dir := d.layout.dir
 	var errs []error

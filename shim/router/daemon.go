@@ -129,11 +129,14 @@ func (s *socketFile) rebind(ctx context.Context, serve func(net.Listener)) {
 	if _, err := os.Stat(s.path); !errors.Is(err, os.ErrNotExist) {
 		return
 	}
-	l, err := net.Listen("unix", s.path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.path, Net: "unix"})
 	if err != nil {
 		log.G(ctx).WithError(err).Error("router socket was removed and cannot be bound again")
 		return
 	}
+	// Closing it must not unlink the path, which may be another
+	// router's by then: release removes the socket if it is this one.
+	l.SetUnlinkOnClose(false)
 	s.own, _ = os.Stat(s.path)
 	go serve(l)
 }
