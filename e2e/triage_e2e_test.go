@@ -213,16 +213,11 @@ func (n *node) snapshot() harness.Resources {
 // lists leftovers that are known upstream bugs, not Triage's.
 func (n *node) assertSettled(before harness.Resources, except ...string) {
 	n.t.Helper()
-	var diff []string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		diff = slices.DeleteFunc(harness.Diff(before, n.snapshot()), func(d string) bool {
-			return slices.ContainsFunc(except, func(e string) bool { return strings.HasSuffix(d, e) })
-		})
-		if len(diff) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	diff, err := harness.Leaks(n.Dir(), before, func(d string) bool {
+		return slices.ContainsFunc(except, func(e string) bool { return strings.HasSuffix(d, e) })
+	})
+	if err != nil {
+		n.t.Fatalf("snapshot: %v", err)
 	}
 	if len(diff) > 0 {
 		n.t.Fatalf("leaked:\n  %s", strings.Join(diff, "\n  "))

@@ -179,7 +179,11 @@ func runVersion(p *harness.Program, env harness.Env, v harness.Version, bin, cer
 		fmt.Fprintf(os.Stderr, "%v: critest --runtime-handler %s\n", v, h)
 		before := snapshot(p, d)
 		s := runCritest(p, env, d, h, work)
-		s.Leaks = settledLeaks(p, d, before)
+		leaks, err := harness.Leaks(d.Dir(), before, nil)
+		if err != nil {
+			p.Fatalf("snapshot: %v", err)
+		}
+		s.Leaks = leaks
 		fmt.Fprintf(os.Stderr, "%v %s: %d passed, %d failed, %d skipped in %v\n", v, h,
 			s.count("passed"), s.failed(), s.count("skipped"), s.Wall.Round(time.Second))
 		r.Suites = append(r.Suites, s)
@@ -193,17 +197,6 @@ func snapshot(p *harness.Program, d *harness.Daemon) harness.Resources {
 		p.Fatalf("snapshot: %v", err)
 	}
 	return r
-}
-
-// settledLeaks is what d holds that it did not before, once containerd has finished the
-// cleanups it runs after a pod is removed (up to 15 s).
-func settledLeaks(p *harness.Program, d *harness.Daemon, before harness.Resources) []string {
-	leaks := harness.Diff(before, snapshot(p, d))
-	for deadline := time.Now().Add(15 * time.Second); len(leaks) > 0 && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-		leaks = harness.Diff(before, snapshot(p, d))
-	}
-	return leaks
 }
 
 // runCritest runs critest against d with one handler and reads its JSON report.

@@ -37,12 +37,11 @@ func TestSmoke(t *testing.T) {
 			run("1")
 			before := snapshot(t, d.Dir())
 			run("2")
-			// containerd closes some fds a moment after the calls return: wait, as the
-			// Triage e2e tests do, before calling what is left a leak.
-			leaks := harness.Diff(before, snapshot(t, d.Dir()))
-			for deadline := time.Now().Add(15 * time.Second); len(leaks) > 0 && time.Now().Before(deadline); {
-				time.Sleep(200 * time.Millisecond)
-				leaks = harness.Diff(before, snapshot(t, d.Dir()))
+			// containerd closes some fds a moment after the calls return: Leaks waits, as
+			// for the Triage e2e tests, before calling what is left a leak.
+			leaks, err := harness.Leaks(d.Dir(), before, nil)
+			if err != nil {
+				t.Fatalf("snapshot: %v", err)
 			}
 			if len(leaks) > 0 {
 				t.Errorf("leaked after ctr run and a CRI pod:\n%s", strings.Join(leaks, "\n"))

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/triage-runtime/triage/shim/front"
 )
@@ -197,6 +198,31 @@ func Diff(before, after Resources) []string {
 			after.ContainerdPID, before.ContainerdFDs, after.ContainerdFDs, moreOf(before.ContainerdFDTargets, after.ContainerdFDTargets)))
 	}
 	return leaks
+}
+
+// settleTime bounds how long Leaks waits for containerd's asynchronous cleanups (a shim exits,
+// a mount goes, an fd is closed a moment after the calls that freed them returned).
+const settleTime = 15 * time.Second
+
+// Leaks is what the daemon owning dir holds now that it did not hold at before (Diff), once
+// settled: it snapshots again until nothing is left or settleTime has passed. ignore, if set,
+// drops lines that are not leaks (known upstream bugs).
+func Leaks(dir string, before Resources, ignore func(string) bool) ([]string, error) {
+	deadline := time.Now().Add(settleTime)
+	for {
+		after, err := Snapshot(dir)
+		if err != nil {
+			return nil, err
+		}
+		leaks := Diff(before, after)
+		if ignore != nil {
+			leaks = slices.DeleteFunc(leaks, ignore)
+		}
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			return leaks, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // moreOf says what after holds more of than before, as "+3 socket, +1 /path".
