@@ -405,7 +405,9 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	fmt.Fprintf(w, "| CRI pod start (runp + create + start), serial (%d pairs; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", pairs, spread(ratios), median(tr), median(dr), median(ratios))
 	// A batch keeps both cores busy: its time follows the CPU its pods take, which
 	// /proc/stat gives for the whole machine (the bench's own crictl calls included).
-	parallel := func(handler string) (time.Duration, time.Duration) {
+	// It also gives the CPU of the pods' whole life: their start, then their stop and
+	// removal, and what exits after (teardownSettle).
+	parallel := func(handler string) (el, startCPU, lifeCPU time.Duration) {
 		cpu0 := machineCPU(b.p)
 		t0 := time.Now()
 		var wg sync.WaitGroup
@@ -425,30 +427,37 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 			}()
 		}
 		wg.Wait()
-		el, cpu := time.Since(t0), machineCPU(b.p)-cpu0
+		el, startCPU = time.Since(t0), machineCPU(b.p)-cpu0
 		cleanup()
-		return el, cpu
+		time.Sleep(teardownSettle)
+		return el, startCPU, machineCPU(b.p) - cpu0
 	}
 	// A batch's time swings by 10% from one to the next here: six pairs, not three.
 	const batchPairs = 6
 	tr, dr, ratios = nil, nil, nil
-	var tcpu, dcpu []float64
+	var tcpu, dcpu, tlife, dlife []float64
 	for i := range batchPairs {
-		var t, d, tc, dc time.Duration
+		var t, d, tc, dc, tl, dl time.Duration
 		if i%2 == 0 {
-			t, tc = parallel("triage")
-			d, dc = parallel("runc")
+			t, tc, tl = parallel("triage")
+			d, dc, dl = parallel("runc")
 		} else {
-			d, dc = parallel("runc")
-			t, tc = parallel("triage")
+			d, dc, dl = parallel("runc")
+			t, tc, tl = parallel("triage")
 		}
 		tr, dr = append(tr, ms(t)), append(dr, ms(d))
 		ratios = append(ratios, float64(t)/float64(d))
 		tcpu, dcpu = append(tcpu, ms(tc)/float64(batch)), append(dcpu, ms(dc)/float64(batch))
+		tlife, dlife = append(tlife, ms(tl)/float64(batch)), append(dlife, ms(dl)/float64(batch))
 	}
 	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, median(tr), median(dr), median(ratios))
 	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", median(tcpu), median(dcpu), median(tcpu)/median(dcpu))
+	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", median(tlife), median(dlife), median(tlife)/median(dlife))
 }
+
+// teardownSettle is how long a batch's CPU count waits after its pods were removed: shims
+// and the router exit once containerd shut them down, after `crictl rmp` returned.
+const teardownSettle = 2 * time.Second
 
 // machineCPU is the CPU time the machine has spent busy since boot (user, nice and system).
 func machineCPU(p *harness.Program) time.Duration {
