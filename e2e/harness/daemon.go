@@ -36,15 +36,21 @@ type Daemon struct {
 // StartContainerd starts a private containerd of the given version, waits until it answers,
 // imports BusyboxImage and PauseImage into the default and k8s.io namespaces, and registers a
 // cleanup that stops it and removes everything it and its containers left under Dir (and nothing
-// outside it). When the test failed, the cleanup first logs the tail of the daemon's log.
+// outside it). When the test failed, the cleanup first logs the tail of the daemon's log. It
+// first removes what runs killed before their cleanups left behind (see sweepAbandoned).
 func StartContainerd(t T, env Env, v Version, opts Options) *Daemon {
 	t.Helper()
 	if v != V16 && v != V2 {
 		t.Fatalf("StartContainerd: unknown %v; use harness.V16 or harness.V2", v)
 	}
+	sweepOnce.Do(func() { sweepAbandoned(t) })
 	// Unix socket paths must stay under 108 bytes; t.TempDir() paths are too long for the shims'.
-	dir, err := os.MkdirTemp("/tmp", "te2e")
+	dir, err := os.MkdirTemp(daemonDirParent, daemonDirPrefix)
 	if err != nil {
+		t.Fatalf("StartContainerd: %v", err)
+	}
+	if err := writeOwner(dir); err != nil {
+		os.Remove(dir)
 		t.Fatalf("StartContainerd: %v", err)
 	}
 	d := &Daemon{version: v, env: env, layout: layout{dir: dir}, path: daemonPath(v, env, opts),

@@ -28,6 +28,17 @@ func under(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, dir+"/")
 }
 
+// mentions reports whether an argument of cmdline is dir or a path in it (its socket, as
+// unix://DIR/…, say), and not merely starts like it: /tmp/te2e12 does not claim /tmp/te2e123.
+func mentions(cmdline, dir string) bool {
+	for _, arg := range strings.Fields(cmdline) {
+		if strings.HasSuffix(arg, dir) || strings.Contains(arg, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // readProc reads one process; ok is false when it is gone or unreadable.
 func readProc(pid int) (p proc, ok bool) {
 	base := filepath.Join("/proc", strconv.Itoa(pid))
@@ -72,7 +83,7 @@ func procsOf(dir string) ([]proc, error) {
 	}
 	mine := map[int]bool{}
 	for _, p := range all {
-		if strings.Contains(p.cmdline, dir) || under(p.cwd, dir) {
+		if mentions(p.cmdline, dir) || under(p.cwd, dir) {
 			mine[p.pid] = true
 		}
 	}
