@@ -255,7 +255,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if !existing {
 		// Start the router now: it initialises while the delegate starts.
-		routerProc, err := spawnRouter(f, podID, bundle, l)
+		routerProc, err := spawnRouter(f, podID, bundle, in.params.GetSocketDir(), l)
 		l.Close()
 		if err != nil {
 			os.Remove(sock)
@@ -415,8 +415,9 @@ func hardenedSpec(spec *specs.Spec, tier *policy.Tier, id string, d classifier.D
 // spawnRouter starts the router daemon (triage-router, next to this binary)
 // for the pod on listener l. It runs in its own process group with no stdio
 // (containerd reads start's output until every copy of the pipes is closed)
-// and the listener as fd 3.
-func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (proc.Process, error) {
+// and the listener as fd 3. socketDir is the socket_dir containerd gave
+// start (2.4+), which the router passes on to the starts it runs.
+func spawnRouter(f flags, podID, bundle, socketDir string, l *net.UnixListener) (proc.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -430,6 +431,9 @@ func spawnRouter(f flags, podID, bundle string, l *net.UnixListener) (proc.Proce
 	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
 	if f.publishBinary != "" {
 		args = append(args, "-publish-binary", f.publishBinary)
+	}
+	if socketDir != "" {
+		args = append(args, "-socket-dir", socketDir)
 	}
 	if f.debug {
 		args = append(args, "-debug")

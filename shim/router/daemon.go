@@ -33,7 +33,7 @@ const DaemonBinary = "triage-router"
 const shutdownGrace = 2 * time.Second
 
 // Main is the router daemon, started by containerd-shim-triage-v2 start as
-// `triage-router -namespace NS -address CONTAINERD [-publish-binary BIN] -id POD [-debug]` in the bundle of the pod's first
+// `triage-router -namespace NS -address CONTAINERD [-publish-binary BIN] [-socket-dir DIR] -id POD [-debug]` in the bundle of the pod's first
 // container, with the pod's listening socket as fd 3. It serves the task API
 // until its last container is shut down.
 func Main(ctx context.Context, args []string) int {
@@ -45,6 +45,7 @@ func Main(ctx context.Context, args []string) int {
 	ns := fs.String("namespace", "", "containerd namespace of the pod")
 	address := fs.String("address", "", "containerd address")
 	publish := fs.String("publish-binary", "", "containerd binary, as containerd passes it to shims")
+	socketDir := fs.String("socket-dir", "", "containerd's socket_dir for shims (2.4+), passed on to the starts the router runs")
 	pod := fs.String("id", "", "pod (group) served")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -52,7 +53,7 @@ func Main(ctx context.Context, args []string) int {
 	}
 	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
-	j, err := newJoiner(*ns, *address, *publish, *debug)
+	j, err := newJoiner(*ns, *address, *publish, *socketDir, *debug)
 	if err != nil {
 		log.G(ctx).WithError(err).Error("router")
 		return 1

@@ -27,17 +27,18 @@ type joiner struct {
 	// daemon is triage-shimd, installed next to the router.
 	daemon string
 	// namespace, address, publish and debug are the shim flags containerd
-	// passed for the pod.
-	namespace, address, publish string
-	debug                       bool
+	// passed for the pod; socketDir is the socket_dir of its BootstrapParams.
+	namespace, address, publish, socketDir string
+	debug                                  bool
 }
 
-func newJoiner(namespace, address, publish string, debug bool) (joiner, error) {
+func newJoiner(namespace, address, publish, socketDir string, debug bool) (joiner, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return joiner{}, err
 	}
-	return joiner{daemon: filepath.Join(filepath.Dir(self), front.DaemonBinary), namespace: namespace, address: address, publish: publish, debug: debug}, nil
+	return joiner{daemon: filepath.Join(filepath.Dir(self), front.DaemonBinary), namespace: namespace, address: address,
+		publish: publish, socketDir: socketDir, debug: debug}, nil
 }
 
 // join runs `start` for the container r creates, with the stdin containerd
@@ -61,7 +62,8 @@ func (j joiner) join(r *taskv2.CreateTaskRequest) error {
 	return nil
 }
 
-// start is the command line and stdin of r's `start`.
+// start is the command line and stdin of r's `start`: a delegate it starts
+// puts its socket where containerd asked the pod's first one to.
 func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte, err error) {
 	params := &bootstrap.BootstrapParams{
 		InstanceID: r.ID, Namespace: j.namespace, LogLevel: bootstrap.LogLevel_LOG_LEVEL_INFO,
@@ -74,6 +76,9 @@ func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte,
 	if j.debug {
 		args = append(args, "-debug")
 		params.LogLevel = bootstrap.LogLevel_LOG_LEVEL_DEBUG
+	}
+	if j.socketDir != "" {
+		params.SocketDir = &j.socketDir
 	}
 	if r.Options != nil {
 		params.Extensions = append(params.Extensions, &bootstrap.Extension{Value: r.Options})

@@ -12,14 +12,15 @@ import (
 )
 
 // A joining container's `start` gets what containerd 2.4 gives a shim's
-// start: BootstrapParams naming it, its runtime options as an extension.
+// start: BootstrapParams naming it, with the pod's socket_dir and its runtime
+// options as an extension.
 func TestJoinStartsWithBootstrapParams(t *testing.T) {
 	t.Setenv(ttrpcAddressEnv, "/run/c/containerd.sock.ttrpc")
 	opts, err := anypb.New(&runtimeoptions.Options{ConfigPath: "/etc/triage/triage.toml"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := joiner{namespace: "k8s.io", address: "/run/c/containerd.sock", publish: "/usr/bin/containerd"}
+	j := joiner{namespace: "k8s.io", address: "/run/c/containerd.sock", publish: "/usr/bin/containerd", socketDir: "/run/c/s"}
 	args, stdin, err := j.start(&taskv2.CreateTaskRequest{ID: "c1", Bundle: t.TempDir(), Options: opts})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestJoinStartsWithBootstrapParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.GetInstanceID() != "c1" || p.GetNamespace() != "k8s.io" || p.GetContainerdGrpcAddress() != "/run/c/containerd.sock" ||
-		p.GetContainerdTtrpcAddress() != "/run/c/containerd.sock.ttrpc" || p.GetContainerdBinary() != "/usr/bin/containerd" {
+		p.GetContainerdTtrpcAddress() != "/run/c/containerd.sock.ttrpc" || p.GetContainerdBinary() != "/usr/bin/containerd" || p.GetSocketDir() != "/run/c/s" {
 		t.Errorf("params %v", &p)
 	}
 	if len(p.GetExtensions()) != 1 || !proto.Equal(p.GetExtensions()[0].GetValue(), opts) {
