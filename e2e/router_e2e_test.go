@@ -198,8 +198,8 @@ func TestCyclesLeakNothing(t *testing.T) {
 			n.mustCtr("container", "delete", id)
 		}
 		n.assertSettled(before)
-		if after := n.snapshot(); after.ContainerdFDs > before.ContainerdFDs+5 {
-			t.Fatalf("containerd holds %d fds after %d cycles, %d before", after.ContainerdFDs, cycles, before.ContainerdFDs)
+		if after := n.snapshot(); len(after.ContainerdFDs) > len(before.ContainerdFDs)+5 {
+			t.Fatalf("containerd holds %d fds after %d cycles, %d before", len(after.ContainerdFDs), cycles, len(before.ContainerdFDs))
 		}
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -34,16 +32,8 @@ func writeOwner(dir string) error {
 // ok is false when the process is gone or has exited (a zombie: a killed test binary stays one
 // until its parent reaps it).
 func startTime(pid int) (start string, ok bool) {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", false
-	}
-	end := strings.LastIndexByte(string(stat), ')')
-	if end < 0 {
-		return "", false
-	}
-	fields := strings.Fields(string(stat[end+1:])) // from field 3, the state
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+	_, fields, ok := readStat(pid)
+	if !ok || len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
 		return "", false
 	}
 	return fields[19], true

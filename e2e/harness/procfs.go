@@ -39,23 +39,30 @@ func mentions(cmdline, dir string) bool {
 	return false
 }
 
-// readProc reads one process; ok is false when it is gone or unreadable.
-func readProc(pid int) (p proc, ok bool) {
-	base := filepath.Join("/proc", strconv.Itoa(pid))
-	stat, err := os.ReadFile(filepath.Join(base, "stat"))
+// readStat reads /proc/PID/stat: the executable's name, and the fields after it (fields[0] is
+// the state, field 3 of proc(5)). ok is false when the process is gone or the file unreadable.
+func readStat(pid int) (comm string, fields []string, ok bool) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return p, false
+		return "", nil, false
 	}
 	// stat is "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
 	open, end := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
 	if open < 0 || end < open {
+		return "", nil, false
+	}
+	fields = strings.Fields(string(stat[end+1:]))
+	return string(stat[open+1 : end]), fields, len(fields) >= 2
+}
+
+// readProc reads one process; ok is false when it is gone or unreadable.
+func readProc(pid int) (p proc, ok bool) {
+	comm, fields, ok := readStat(pid)
+	if !ok {
 		return p, false
 	}
-	fields := strings.Fields(string(stat[end+1:]))
-	if len(fields) < 2 {
-		return p, false
-	}
-	p.pid, p.comm, p.state = pid, string(stat[open+1:end]), fields[0]
+	base := filepath.Join("/proc", strconv.Itoa(pid))
+	p.pid, p.comm, p.state = pid, comm, fields[0]
 	p.ppid, _ = strconv.Atoi(fields[1])
 	cmdline, _ := os.ReadFile(filepath.Join(base, "cmdline"))
 	p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))

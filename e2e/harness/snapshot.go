@@ -31,10 +31,8 @@ var sharedSocketDirs = []string{HostShimSocketDir, TriageSocketDir}
 type Resources struct {
 	// ContainerdPID is the daemon serving dir (its command line names dir/config.toml); 0 if none.
 	ContainerdPID int
-	// ContainerdFDs is its number of open file descriptors.
-	ContainerdFDs int
-	// ContainerdFDTargets is what they point to (see fdTargets).
-	ContainerdFDTargets []string
+	// ContainerdFDs are its open file descriptors, as what they point to (see fdTargets).
+	ContainerdFDs []string
 	// Processes are all other processes whose command line or cwd mention dir (shims, runsc),
 	// with their descendants (containers), as "pid N [comm]: cmdline".
 	Processes []string
@@ -73,10 +71,9 @@ func Snapshot(dir string) (Resources, error) {
 	for _, p := range procs {
 		if r.ContainerdPID == 0 && strings.Contains(p.cmdline, "--config "+layout{dir: dir}.config()) {
 			r.ContainerdPID = p.pid
-			if r.ContainerdFDTargets, err = fdTargets(p.pid); err != nil {
+			if r.ContainerdFDs, err = fdTargets(p.pid); err != nil {
 				errs = append(errs, fmt.Errorf("list fds of containerd: %w", err))
 			}
-			r.ContainerdFDs = len(r.ContainerdFDTargets)
 			continue
 		}
 		if sock, ok := shimDaemonSocket(p); ok {
@@ -193,9 +190,9 @@ func Diff(before, after Resources) []string {
 	added("task bundle", before.Bundles, after.Bundles)
 	added("host state", before.HostState, after.HostState)
 	if before.ContainerdPID != 0 && before.ContainerdPID == after.ContainerdPID &&
-		after.ContainerdFDs > before.ContainerdFDs {
+		len(after.ContainerdFDs) > len(before.ContainerdFDs) {
 		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d (%s)",
-			after.ContainerdPID, before.ContainerdFDs, after.ContainerdFDs, moreOf(before.ContainerdFDTargets, after.ContainerdFDTargets)))
+			after.ContainerdPID, len(before.ContainerdFDs), len(after.ContainerdFDs), moreOf(before.ContainerdFDs, after.ContainerdFDs)))
 	}
 	return leaks
 }
