@@ -22,6 +22,7 @@ import (
 	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/front"
 	"github.com/triage-runtime/triage/shim/proc"
 	"github.com/triage-runtime/triage/shim/router"
 	"github.com/triage-runtime/triage/shim/state"
@@ -428,15 +429,9 @@ func spawnRouter(f flags, podID, bundle, socketDir string, l *net.UnixListener) 
 		return nil, err
 	}
 	defer lf.Close()
-	args := []string{"-namespace", f.namespace, "-address", f.address, "-id", podID}
-	if f.publishBinary != "" {
-		args = append(args, "-publish-binary", f.publishBinary)
-	}
+	args := append(front.ShimFlags(f.namespace, f.address, f.publishBinary, f.debug), "-id", podID)
 	if socketDir != "" {
 		args = append(args, "-socket-dir", socketDir)
-	}
-	if f.debug {
-		args = append(args, "-debug")
 	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle

@@ -108,6 +108,20 @@ func socketPath(address, daemon string) (string, error) {
 	return filepath.Join(SocketDir, "d-"+hex.EncodeToString(h[:])), nil
 }
 
+// ShimFlags are the flags containerd passes every shim call but -id, which
+// the router daemon takes too: -namespace, -address, -publish-binary (when
+// set) and -debug (when set).
+func ShimFlags(namespace, address, publishBinary string, debug bool) []string {
+	args := []string{"-namespace", namespace, "-address", address}
+	if publishBinary != "" {
+		args = append(args, "-publish-binary", publishBinary)
+	}
+	if debug {
+		args = append(args, "-debug")
+	}
+	return args
+}
+
 // flagValue finds -name VALUE or -name=VALUE (one or two dashes) in args.
 func flagValue(args []string, name string) string {
 	for i, a := range args {

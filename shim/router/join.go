@@ -69,12 +69,7 @@ func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte,
 		InstanceID: r.ID, Namespace: j.namespace, LogLevel: bootstrap.LogLevel_LOG_LEVEL_INFO,
 		ContainerdGrpcAddress: j.address, ContainerdTtrpcAddress: os.Getenv(ttrpcAddressEnv), ContainerdBinary: j.publish,
 	}
-	args = []string{"-namespace", j.namespace, "-address", j.address}
-	if j.publish != "" {
-		args = append(args, "-publish-binary", j.publish)
-	}
 	if j.debug {
-		args = append(args, "-debug")
 		params.LogLevel = bootstrap.LogLevel_LOG_LEVEL_DEBUG
 	}
 	if j.socketDir != "" {
@@ -84,7 +79,7 @@ func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte,
 		params.Extensions = append(params.Extensions, &bootstrap.Extension{Value: r.Options})
 	}
 	stdin, err = proto.Marshal(params)
-	return append(args, "-id", r.ID, "start"), stdin, err
+	return append(front.ShimFlags(j.namespace, j.address, j.publish, j.debug), "-id", r.ID, "start"), stdin, err
 }
 
 // ttrpcAddressEnv names containerd's ttrpc address in a shim's environment,
