@@ -5,8 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/triage-runtime/triage/e2e/harness"
 	"github.com/triage-runtime/triage/e2e/kata"
+	"github.com/triage-runtime/triage/shim/state"
 )
 
 // kataPolicy routes images of the untrusted registry, and workloads asking for it, to Kata;
@@ -87,8 +86,7 @@ func startKataNode(t *testing.T, v harness.Version, policy string) *kataNode {
 // triageRunState is the shim's per-containerd state folder as the daemon sees it: under its
 // private /run.
 func (k *kataNode) triageRunState() string {
-	h := sha256.Sum256([]byte(k.Address()))
-	return filepath.Join(k.kata.RunDir(), "triage", hex.EncodeToString(h[:6]))
+	return filepath.Join(k.kata.RunDir(), strings.TrimPrefix(state.ContainerdDir(k.Address()), "/run/"))
 }
 
 // assertKataSettled is assertSettled plus what Kata and Triage keep in the private /run.

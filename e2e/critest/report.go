@@ -169,8 +169,9 @@ func (r report) markdown() string {
 			p("| %s | %d | %d | %d | %d | %v |\n", s.Handler, s.count("passed"), s.failed(), s.count("skipped"),
 				len(s.Specs), s.Wall.Round(time.Second))
 		}
-		p("\nLeft behind after each suite (processes, mounts, sockets, bundles, host state, containerd's\n")
-		p("open files; compared with a snapshot taken before it, after the daemon settles):\n\n")
+		p("\nLeft behind after each suite (processes, mounts, sockets, bundles, host state, Triage's pod\n")
+		p("state, containerd's open files; compared with a snapshot taken before it, after the daemon\n")
+		p("settles):\n\n")
 		for _, s := range run.Suites {
 			if len(s.Leaks) == 0 {
 				p("- %s: nothing\n", s.Handler)

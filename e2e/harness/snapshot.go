@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/triage-runtime/triage/shim/front"
+	"github.com/triage-runtime/triage/shim/state"
 )
 
 // HostShimSocketDir is where shims built on containerd's shim library put their task sockets
@@ -56,6 +57,9 @@ type Resources struct {
 	Bundles []string
 	// HostState are runc state dirs and cgroups outside dir of containers named with Daemon.ID.
 	HostState []string
+	// PodState are the daemon's pod folders in Triage's state (state.ContainerdDir), as
+	// "namespace@pod".
+	PodState []string
 }
 
 // Snapshot captures what the daemon owning dir (see Daemon.Dir) and its containers hold now.
@@ -113,7 +117,26 @@ func Snapshot(dir string) (Resources, error) {
 		r.Bundles = append(r.Bundles, strings.TrimPrefix(b, filepath.Dir(filepath.Dir(b))+"/"))
 	}
 	r.HostState = hostState(layout{dir: dir}.suffix())
+	if !private {
+		if r.PodState, err = podState(layout{dir: dir}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return r, errors.Join(errs...)
+}
+
+// podState lists the pod folders Triage keeps for the daemon of l (none once its pods are gone).
+// A daemon with a private /run keeps them there.
+func podState(l layout) ([]string, error) {
+	entries, err := os.ReadDir(state.ContainerdDir(l.socket()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
 }
 
 // shimDaemonSocket tells whether p is a serving triage-shimd, and its socket.
@@ -172,7 +195,7 @@ func sockets(dir string, procs []proc, shared []string) (mine, orphans []string,
 }
 
 // Diff lists, one line each, what after holds that before did not: leaked processes, mounts,
-// sockets and bundles, and growth of the daemon's open file descriptors (when it is the same
+// sockets, bundles, host state and Triage pod state, and growth of the daemon's open file descriptors (when it is the same
 // daemon process). An empty result means nothing leaked.
 func Diff(before, after Resources) []string {
 	var leaks []string
@@ -189,6 +212,7 @@ func Diff(before, after Resources) []string {
 	added("orphan shim socket", before.OrphanShimSockets, after.OrphanShimSockets)
 	added("task bundle", before.Bundles, after.Bundles)
 	added("host state", before.HostState, after.HostState)
+	added("triage pod state", before.PodState, after.PodState)
 	if before.ContainerdPID != 0 && before.ContainerdPID == after.ContainerdPID &&
 		len(after.ContainerdFDs) > len(before.ContainerdFDs) {
 		leaks = append(leaks, fmt.Sprintf("containerd pid %d fds: %d -> %d (%s)",

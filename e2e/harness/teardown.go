@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/triage-runtime/triage/shim/state"
 )
 
 // killTimeout bounds how long teardown waits for killed processes to disappear.
@@ -17,8 +19,8 @@ const killTimeout = 10 * time.Second
 // teardown stops the daemon, then kills every process, unmounts every mount and removes every
 // file of it and its containers, all found through its directory. Outside it, it removes only
 // what is provably the daemon's: sockets its processes held in the shared socket folders
-// (HostShimSocketDir, TriageSocketDir), and runc state and cgroups of containers named with
-// Daemon.ID.
+// (HostShimSocketDir, TriageSocketDir), runc state and cgroups of containers named with
+// Daemon.ID, and Triage's pod state for its address (state.ContainerdDir).
 func (d *Daemon) teardown() []error {
 	dir := d.layout.dir
 	var errs []error
@@ -36,6 +38,9 @@ func (d *Daemon) teardown() []error {
 		return append(errs, fmt.Errorf("%w; left %s in place", err, dir))
 	}
 	if err := removeHostState(d.layout.suffix()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(state.ContainerdDir(d.layout.socket())); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {

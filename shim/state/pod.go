@@ -45,8 +45,14 @@ const (
 // costs an inode. Both names are containerd identifiers, which have no '@'
 // (the caller checks pod's; containerd checks namespaces).
 func PodDir(address, ns, pod string) string {
+	return filepath.Join(ContainerdDir(address), ns+"@"+pod)
+}
+
+// ContainerdDir holds the pod folders of the containerd at address. It goes
+// with its last pod.
+func ContainerdDir(address string) string {
 	h := sha256.Sum256([]byte(address))
-	return filepath.Join(Root, hex.EncodeToString(h[:6]), ns+"@"+pod)
+	return filepath.Join(Root, hex.EncodeToString(h[:6]))
 }
 
 // PodExists tells whether pod has a state folder: a container of it has
