@@ -65,10 +65,25 @@ func PodExists(address, ns, pod string) bool {
 // LockPod opens (creating if needed) and locks the pod folder. Unlock
 // releases it.
 func LockPod(address, ns, pod string) (*Pod, error) {
-	dir := PodDir(address, ns, pod)
+	return lockPod(PodDir(address, ns, pod), true)
+}
+
+// LockExistingPod locks the pod folder if it exists: it returns nil when the
+// pod has ended (its last member's `delete` removed the folder).
+func LockExistingPod(address, ns, pod string) (*Pod, error) {
+	p, err := lockPod(PodDir(address, ns, pod), false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return p, err
+}
+
+func lockPod(dir string, create bool) (*Pod, error) {
 	for {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
+		if create {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, err
+			}
 		}
 		f, err := os.Open(dir)
 		if err != nil {
@@ -86,7 +101,7 @@ func LockPod(address, ns, pod string) (*Pod, error) {
 			return &Pod{dir: dir, lock: f}, nil
 		}
 		f.Close()
-		if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
+		if err2 != nil && (!create || !errors.Is(err2, os.ErrNotExist)) {
 			return nil, err2
 		}
 	}
