@@ -168,7 +168,9 @@ func RemoveStaleSocket(address string, timeout time.Duration) {
 	if !ok {
 		return
 	}
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+	// A fine step: the pod lock waits for this (router.unlockAfterExit), and
+	// an exiting runc shim stops listening within milliseconds.
+	for deadline := time.Now().Add(timeout); ; time.Sleep(2 * time.Millisecond) {
 		c, err := net.DialTimeout("unix", p, time.Second)
 		if err != nil {
 			break

@@ -58,14 +58,14 @@ func Main(ctx context.Context, args []string) int {
 		log.G(ctx).WithError(err).Error("router")
 		return 1
 	}
-	if err := serve(ctx, j); err != nil {
+	if err := serve(ctx, j, *pod); err != nil {
 		log.G(ctx).WithError(err).Error("router")
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, j joiner) error {
+func serve(ctx context.Context, j joiner, pod string) error {
 	l, err := net.FileListener(os.NewFile(3, "router-socket"))
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
@@ -83,6 +83,7 @@ func serve(ctx context.Context, j joiner) error {
 	sock := newSocketFile(l.Addr().String())
 	svc := New(func() { sock.rebind(ctx, serveOn) })
 	svc.join = j.join
+	svc.pod = &podGuard{address: j.address, namespace: j.namespace, id: pod, sock: sock}
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	r = newRelay(ctx, svc, srv)
 	go warmMessages()
@@ -140,6 +141,16 @@ func (s *socketFile) rebind(ctx context.Context, serve func(net.Listener)) {
 	l.SetUnlinkOnClose(false)
 	s.own, _ = os.Stat(s.path)
 	go serve(l)
+}
+
+// taken tells whether the router no longer serves its socket path: it was
+// released, or another router bound it. A missing file is not taken: a
+// delegate removed it, and rebind binds it again.
+func (s *socketFile) taken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := os.Stat(s.path)
+	return s.released || err == nil && (s.own == nil || !os.SameFile(s.own, cur))
 }
 
 // release removes the socket as the router leaves, if it is still the one

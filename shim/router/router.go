@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
-	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -39,6 +39,9 @@ type Service struct {
 	// join, if set, runs `start` for a container Create finds without
 	// one (see joiner).
 	join func(*taskv2.CreateTaskRequest) error
+	// pod, if set, is the pod served, whose lock orders the router's
+	// leaving with start (see leave.go).
+	pod *podGuard
 
 	mu sync.Mutex
 	// containers maps a container id to its route; guarded by mu.
@@ -47,6 +50,15 @@ type Service struct {
 	conns map[string]*conn
 	// all lists every connection dialled, open or closed; guarded by mu.
 	all []*conn
+	// left maps the containers shut down here, members of the pod until
+	// their `delete`, to their bundle folder: one created again under the
+	// same id has a new folder; guarded by mu.
+	left map[string]os.FileInfo
+	// bundles is the folder of the pod's bundles, known from the first
+	// Create; guarded by mu.
+	bundles string
+	// awaiting is set while awaitPending runs; guarded by mu.
+	awaiting bool
 	// closed is set once done is closed; guarded by mu.
 	closed bool
 }
@@ -61,6 +73,9 @@ type conn struct {
 	closed chan struct{}
 	// refs counts containers routed to this connection; guarded by Service.mu.
 	refs int
+	// heldShutdown is the last Shutdown, not sent while a pending member
+	// was routed here (see leave.go); guarded by Service.mu.
+	heldShutdown *taskv2.ShutdownRequest
 
 	wireMu sync.Mutex
 	// wire carries the relayed calls (see relay), dialled on first use;
@@ -89,6 +104,7 @@ func New(onDelegateExit func()) *Service {
 		done:           make(chan struct{}),
 		containers:     map[string]*entry{},
 		conns:          map[string]*conn{},
+		left:           map[string]os.FileInfo{},
 	}
 }
 
@@ -119,6 +135,12 @@ func (s *Service) WaitDelegates(timeout time.Duration) {
 	}
 }
 
+func (s *Service) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishLocked()
+}
+
 func (s *Service) finishLocked() {
 	if !s.closed {
 		s.closed = true
@@ -146,22 +168,24 @@ func (s *Service) dialLocked(ctx context.Context, d state.Delegate) (*conn, erro
 // routed to it the delegate died: the router exits so that containerd cleans
 // each container up through `delete`.
 func (s *Service) delegateClosed(c *conn) {
-	if s.onDelegateExit != nil {
-		defer s.onDelegateExit()
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.conns[c.address] == c {
 		delete(s.conns, c.address)
+	}
+	if c.refs > 0 {
+		log.L.WithField("delegate", c.address).Error("delegate shim exited with live containers; router exits")
+		s.finishLocked()
+	}
+	s.mu.Unlock()
+	// Before c.closed, on which the pod lock may wait (leave.go): the
+	// delegate may have removed the router's socket as it exited.
+	if s.onDelegateExit != nil {
+		s.onDelegateExit()
 	}
 	go func() {
 		delegate.RemoveStaleSocket(c.address, staleSocketWait)
 		close(c.closed)
 	}()
-	if c.refs > 0 {
-		log.L.WithField("delegate", c.address).Error("delegate shim exited with live containers; router exits")
-		s.finishLocked()
-	}
 }
 
 func (s *Service) lookup(id string) (*entry, error) {
@@ -197,6 +221,8 @@ func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*tas
 		}
 		s.containers[r.ID] = &entry{conn: c, bundle: r.Bundle, exec: m.Exec, started: newStartGate(m.Delegate.Runtime)}
 		c.refs++
+		c.heldShutdown = nil
+		s.bundles = filepath.Dir(r.Bundle)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -225,29 +251,57 @@ func (s *Service) Connect(ctx context.Context, r *taskv2.ConnectRequest) (*taskv
 	return resp, nil
 }
 
-// Shutdown forgets the container, forwards to its delegate (which exits once
-// it serves nothing) and ends the router with its last container. The
-// container is forgotten first: a delegate that serves one container (gVisor
-// without grouping) exits inside this very call, and its connection closing
-// must not look like a crash under a live container.
+// Shutdown forgets the container and ends the router with its last one,
+// unless a member a start routed here is still to come (leave.go). The
+// delegate gets the Shutdown of the last container it serves here: runc's,
+// gVisor's and Kata's shims exit then, and do nothing while they serve
+// another, but a Shutdown that overtook the Create of another container
+// (one this router forwards now) would end runc's shim under it. The
+// container is forgotten first: a delegate that serves one container
+// (gVisor without grouping) exits inside this very call, and its connection
+// closing must not look like a crash under a live container.
 func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emptypb.Empty, error) {
+	var pod *state.Pod
+	if s.pod != nil {
+		pod = s.pod.lock(ctx)
+	}
 	s.mu.Lock()
 	e, ok := s.containers[r.ID]
+	var exiting []*conn
 	if ok {
 		delete(s.containers, r.ID)
 		e.refs--
-	}
-	s.mu.Unlock()
-	if ok {
-		if _, err := e.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
-			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("delegate shutdown")
+		if fi, err := os.Stat(e.bundle); err == nil {
+			s.left[r.ID] = fi
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.containers) == 0 {
-		s.finishLocked()
+	pending := s.pendingLocked(ctx, pod)
+	forward := false
+	if ok && e.refs == 0 {
+		if routedTo(pending, s.bundles, e.address) {
+			e.heldShutdown = r
+		} else {
+			forward = true
+			exiting = append(exiting, e.conn)
+		}
 	}
+	leave := len(s.containers) == 0 && len(pending) == 0
+	var held []*conn
+	if leave {
+		held = s.leaveLocked()
+	} else if len(s.containers) == 0 && !s.awaiting {
+		s.awaiting = true
+		go s.awaitPending(context.WithoutCancel(ctx))
+	}
+	s.mu.Unlock()
+	if forward {
+		e.forwardShutdown(ctx, r)
+	}
+	shutdownHeld(ctx, held)
+	if leave {
+		s.finish()
+	}
+	unlockAfterExit(pod, append(exiting, held...))
 	return &emptypb.Empty{}, nil
 }
 

@@ -1,0 +1,211 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+
+	"github.com/triage-runtime/triage/shim/state"
+)
+
+// Leaving the pod.
+//
+// start hands a new member of a pod this router's address, and in a runc
+// group the delegate shim of an earlier member, while it holds the pod lock
+// (state.LockPod), and records the member before it lets go. The pod's last
+// container leaving races with that: the router, or the delegate it shuts
+// down, exits just after start named it, and the new container's Create
+// fails ("ttrpc: closed"). With ctr, a group container started as the
+// group's last one left failed 9 times in 20 on containerd 2.4 (2 in 20
+// with runc's own shim, whose `start` has the same race). So the router
+// decides under the same lock:
+//   - it leaves only when no member is pending (recorded by a start, not yet
+//     created here), and unbinds its socket before the lock goes, so a later
+//     start makes a new router;
+//   - a delegate that serves nothing more gets its Shutdown only when no
+//     pending member was routed to it, and the lock is held until it has
+//     exited, so a later start (Triage's, or runc's own, which finds a group
+//     shim by its socket) never names an exiting delegate.
+
+// pendingRecheck is how often a router with no container looks again at
+// the members it waits for; pendingMaxWait bounds that wait, for a member
+// whose Create never came and whose `delete` never ran.
+const (
+	pendingRecheck = time.Second
+	pendingMaxWait = time.Minute
+)
+
+// delegateExitWait bounds how long the pod lock is held for a delegate to
+// exit after its last Shutdown.
+const delegateExitWait = 2 * time.Second
+
+// podGuard is the pod a router serves: where its lock is, and the router's
+// socket.
+type podGuard struct {
+	address, namespace, id string
+	sock                   *socketFile
+}
+
+// lock locks the pod's folder; nil when the pod has ended (its last
+// member's `delete` removed the folder and the router's socket) or has
+// started again with another router.
+func (g *podGuard) lock(ctx context.Context) *state.Pod {
+	pod, err := state.LockExistingPod(g.address, g.namespace, g.id)
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("lock pod: leaving without waiting for pending members")
+		return nil
+	}
+	if pod != nil && g.sock.taken() {
+		pod.Unlock()
+		return nil
+	}
+	return pod
+}
+
+// pendingLocked lists the pod's members that are neither served here nor
+// shut down here: a start routed them to this router, and their Create is
+// to come. Bundles are siblings: a member's is found next to those served
+// here. It forgets the shut-down containers whose `delete` has run. The
+// caller holds the pod lock (pod may be nil: no pod, nothing pending) and
+// s.mu.
+func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod) []string {
+	if pod == nil || s.bundles == "" {
+		return nil
+	}
+	members, err := pod.Members()
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("read pod members: leaving without waiting for pending members")
+		return nil
+	}
+	for id := range s.left {
+		if !slices.Contains(members, id) {
+			delete(s.left, id)
+		}
+	}
+	var pending []string
+	for _, id := range members {
+		if _, served := s.containers[id]; served {
+			continue
+		}
+		if was, ok := s.left[id]; ok {
+			// A new folder may get the old one's inode number: its
+			// modification time tells them apart.
+			if now, err := os.Stat(filepath.Join(s.bundles, id)); err != nil || os.SameFile(was, now) && was.ModTime().Equal(now.ModTime()) {
+				continue
+			}
+		}
+		pending = append(pending, id)
+	}
+	return pending
+}
+
+// routedTo tells whether one of the pending members, whose bundles are in
+// bundles, was routed to the delegate at address. A marker that cannot be
+// read counts as routed there: the delegate then stays until the router
+// leaves.
+func routedTo(pending []string, bundles, address string) bool {
+	for _, id := range pending {
+		m, err := state.ReadContainer(filepath.Join(bundles, id))
+		if err != nil || m.Delegate.Address == address {
+			return true
+		}
+	}
+	return false
+}
+
+// leaveLocked readies the router's end: its socket goes, so that a later
+// start makes a new router, and it returns the connections whose delegates
+// had their Shutdown held back for a pending member that never came, to get
+// it now (shutdownHeld). The router ends with finishLocked. The caller holds
+// the pod lock, if any, and s.mu.
+func (s *Service) leaveLocked() []*conn {
+	if s.pod != nil {
+		s.pod.sock.release()
+	}
+	var held []*conn
+	for _, c := range s.conns {
+		if c.refs == 0 && c.heldShutdown != nil {
+			held = append(held, c)
+		}
+	}
+	return held
+}
+
+// shutdownHeld sends each connection its held-back Shutdown.
+func shutdownHeld(ctx context.Context, conns []*conn) {
+	for _, c := range conns {
+		c.forwardShutdown(ctx, c.heldShutdown)
+	}
+}
+
+// unlockAfterExit releases the pod lock once the delegates of conns have
+// exited, or after delegateExitWait.
+func unlockAfterExit(pod *state.Pod, conns []*conn) {
+	if pod == nil {
+		return
+	}
+	if len(conns) == 0 {
+		pod.Unlock()
+		return
+	}
+	go func() {
+		deadline := time.After(delegateExitWait)
+		for _, c := range conns {
+			select {
+			case <-c.closed:
+			case <-deadline:
+			}
+		}
+		pod.Unlock()
+	}()
+}
+
+// awaitPending looks again, every pendingRecheck, at a router that has no
+// container left but was named to members that have not come yet: it
+// leaves once none is pending, the pod has ended, or pendingMaxWait passed.
+// It returns when a container is served again: its Shutdown decides then.
+func (s *Service) awaitPending(ctx context.Context) {
+	deadline := time.Now().Add(pendingMaxWait)
+	for {
+		time.Sleep(pendingRecheck)
+		pod := s.pod.lock(ctx)
+		s.mu.Lock()
+		if len(s.containers) > 0 || s.closed {
+			s.awaiting = false
+			s.mu.Unlock()
+			unlockAfterExit(pod, nil)
+			return
+		}
+		pending := s.pendingLocked(ctx, pod)
+		if len(pending) > 0 && pod != nil && time.Now().Before(deadline) {
+			s.mu.Unlock()
+			pod.Unlock()
+			continue
+		}
+		if len(pending) > 0 {
+			log.G(ctx).WithField("members", pending).Warn("members never created here: router leaves")
+		}
+		s.awaiting = false
+		held := s.leaveLocked()
+		s.mu.Unlock()
+		shutdownHeld(ctx, held)
+		s.finish()
+		unlockAfterExit(pod, held)
+		return
+	}
+}
+
+// forwardShutdown sends r to the delegate; a delegate that exits inside
+// the call (gVisor's per-container shim, Kata) closes the connection first.
+func (c *conn) forwardShutdown(ctx context.Context, r *taskv2.ShutdownRequest) {
+	if _, err := c.Shutdown(ctx, r); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+		log.G(ctx).WithError(err).WithField("id", r.ID).Warn("delegate shutdown")
+	}
+}
