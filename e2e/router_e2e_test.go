@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -108,6 +109,47 @@ func TestGroupSharesOneRouter(t *testing.T) {
 			}
 		}
 		n.removeTasks(ids...)
+		n.assertSettled(before, n.runcGroupSockets(group)...)
+	})
+}
+
+// A group member started just as the group's last container leaves must run: start hands it the
+// router (and runc's group shim) while they may be on their way out. Each round starts b while a
+// ends, at a slightly later moment each time, across the window where that used to fail (9 of 20
+// such starts on containerd 2.4; with runc's own shim, whose start has the same race, 2 and 9 of
+// 20 in two runs).
+func TestGroupMemberJoinsAsLastLeaves(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, groupPolicy)
+		before := n.snapshot()
+		group := n.ID("grp")
+		label := "io.containerd.runc.v2.group=" + group
+		var failed []string
+		for i := range 16 {
+			a, b := n.ID(fmt.Sprintf("a%d", i)), n.ID(fmt.Sprintf("b%d", i))
+			aFailed := make(chan string, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+				defer cancel()
+				_, stderr, code, err := n.Ctr(ctx, n.runArgs("--rm", "--label", label, image, a, "sleep", "0.4")...)
+				if err != nil || code != 0 {
+					stderr = fmt.Sprintf("round %d, the leaving container: exit %d (%v): %s", i, code, err, strings.TrimSpace(stderr))
+				} else {
+					stderr = ""
+				}
+				aFailed <- stderr
+			}()
+			time.Sleep(time.Duration(380+10*i) * time.Millisecond)
+			if _, stderr, code := n.ctr(n.runArgs("--rm", "--label", label, image, b, "true")...); code != 0 {
+				failed = append(failed, fmt.Sprintf("round %d: exit %d: %s", i, code, strings.TrimSpace(stderr)))
+			}
+			if msg := <-aFailed; msg != "" {
+				failed = append(failed, msg)
+			}
+		}
+		if len(failed) > 0 {
+			t.Fatalf("%d runs failed where a group member joined as the group's last container left:\n  %s", len(failed), strings.Join(failed, "\n  "))
+		}
 		n.assertSettled(before, n.runcGroupSockets(group)...)
 	})
 }
