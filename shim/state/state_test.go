@@ -146,3 +146,39 @@ func TestLockPodWaitsOutTheLastMembersRemoval(t *testing.T) {
 		t.Fatalf("the pod locked after the last member left cannot be written: %v", err)
 	}
 }
+
+// A router leaving its pod locks the pod only while it exists: the last
+// member's `delete` may have removed it, and the router must not make it again.
+func TestLockExistingPodOnlyWhileThePodExists(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "sock")
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(PodDir(addr, "ns", "pod"))) })
+	if p, err := LockExistingPod(addr, "ns", "pod"); p != nil || err != nil {
+		t.Fatalf("LockExistingPod before the pod = %v, %v; want nil, nil", p, err)
+	}
+	if PodExists(addr, "ns", "pod") {
+		t.Fatal("LockExistingPod made the pod folder")
+	}
+	p, err := LockPod(addr, "ns", "pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan *Pod)
+	go func() {
+		p, err := LockExistingPod(addr, "ns", "pod")
+		if err != nil {
+			t.Error(err)
+		}
+		locked <- p
+	}()
+	time.Sleep(50 * time.Millisecond) // it waits on the lock
+	if err := p.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-locked; p != nil {
+		p.Unlock()
+		t.Fatal("LockExistingPod locked a pod removed while it waited")
+	}
+	if PodExists(addr, "ns", "pod") {
+		t.Fatal("LockExistingPod made the removed pod folder again")
+	}
+}
