@@ -74,8 +74,14 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 }
 
 // leavePod removes the container from its pod; with the last one gone the
-// pod's state folder and router socket go too.
+// pod's state folder and router socket go too. The router does this itself
+// for the containers it shuts down (router/leave.go), under the pod lock,
+// which it may hold while a delegate exits: a container already gone from
+// the pod is not waited for.
 func leavePod(f flags, podID, sock string) error {
+	if !state.HasMember(f.address, f.namespace, podID, f.id) {
+		return nil
+	}
 	pod, err := state.LockPod(f.address, f.namespace, podID)
 	if err != nil {
 		return err

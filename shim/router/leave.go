@@ -3,9 +3,7 @@ package router
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -32,7 +30,10 @@ import (
 //   - a delegate that serves nothing more gets its Shutdown only when no
 //     pending member was routed to it, and the lock is held until it has
 //     exited, so a later start (Triage's, or runc's own, which finds a group
-//     shim by its socket) never names an exiting delegate.
+//     shim by its socket) never names an exiting delegate;
+//   - a container's membership ends at its Shutdown, here, and the pod's
+//     state with its last one, so the `delete` containerd runs next does not
+//     wait on that lock.
 
 // pendingRecheck is how often a router with no container looks again at
 // the members it waits for; pendingMaxWait bounds that wait, for a member
@@ -69,39 +70,32 @@ func (g *podGuard) lock(ctx context.Context) *state.Pod {
 	return pod
 }
 
-// pendingLocked lists the pod's members that are neither served here nor
-// shut down here: a start routed them to this router, and their Create is
-// to come. Bundles are siblings: a member's is found next to those served
-// here. It forgets the shut-down containers whose `delete` has run. The
-// caller holds the pod lock (pod may be nil: no pod, nothing pending) and
-// s.mu.
-func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod) []string {
-	if pod == nil || s.bundles == "" {
+// pendingLocked forgets container gone (the one being shut down, "" for
+// none) as a member of the pod, and lists the members not served here: a
+// start routed them to this router, and their Create is to come. The
+// router, not gone's `delete`, ends its membership: that `delete` (leavePod)
+// then need not wait for the lock this router may hold while a delegate
+// exits. The caller holds the pod lock (pod may be nil: no pod, nothing
+// pending) and s.mu.
+func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod, gone string) []string {
+	if pod == nil {
 		return nil
+	}
+	if gone != "" {
+		if _, err := pod.RemoveMember(gone); err != nil {
+			log.G(ctx).WithError(err).WithField("id", gone).Warn("leave pod: its delete will")
+		}
 	}
 	members, err := pod.Members()
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("read pod members: leaving without waiting for pending members")
 		return nil
 	}
-	for id := range s.left {
-		if !slices.Contains(members, id) {
-			delete(s.left, id)
-		}
-	}
 	var pending []string
 	for _, id := range members {
-		if _, served := s.containers[id]; served {
-			continue
+		if _, served := s.containers[id]; !served {
+			pending = append(pending, id)
 		}
-		if was, ok := s.left[id]; ok {
-			// A new folder may get the old one's inode number: its
-			// modification time tells them apart.
-			if now, err := os.Stat(filepath.Join(s.bundles, id)); err != nil || os.SameFile(was, now) && was.ModTime().Equal(now.ModTime()) {
-				continue
-			}
-		}
-		pending = append(pending, id)
 	}
 	return pending
 }
@@ -146,16 +140,29 @@ func shutdownHeld(ctx context.Context, conns []*conn) {
 }
 
 // unlockAfterExit releases the pod lock once the delegates of conns have
-// exited, or after delegateExitWait.
-func unlockAfterExit(pod *state.Pod, conns []*conn) {
+// exited, or after delegateExitWait; with the pod's last member gone
+// (empty), the pod's folder goes first, as the last `delete` would have
+// removed it.
+func (s *Service) unlockAfterExit(pod *state.Pod, conns []*conn, empty bool) {
 	if pod == nil {
 		return
 	}
+	release := func() {
+		if !empty {
+			pod.Unlock()
+			return
+		}
+		if err := pod.Remove(); err != nil {
+			log.L.WithError(err).Warn("remove pod state")
+		}
+	}
 	if len(conns) == 0 {
-		pod.Unlock()
+		release()
 		return
 	}
+	s.unlocking.Add(1)
 	go func() {
+		defer s.unlocking.Done()
 		deadline := time.After(delegateExitWait)
 		for _, c := range conns {
 			select {
@@ -163,7 +170,7 @@ func unlockAfterExit(pod *state.Pod, conns []*conn) {
 			case <-deadline:
 			}
 		}
-		pod.Unlock()
+		release()
 	}()
 }
 
@@ -180,10 +187,10 @@ func (s *Service) awaitPending(ctx context.Context) {
 		if len(s.containers) > 0 || s.closed {
 			s.awaiting = false
 			s.mu.Unlock()
-			unlockAfterExit(pod, nil)
+			s.unlockAfterExit(pod, nil, false)
 			return
 		}
-		pending := s.pendingLocked(ctx, pod)
+		pending := s.pendingLocked(ctx, pod, "")
 		if len(pending) > 0 && pod != nil && time.Now().Before(deadline) {
 			s.mu.Unlock()
 			pod.Unlock()
@@ -197,7 +204,7 @@ func (s *Service) awaitPending(ctx context.Context) {
 		s.mu.Unlock()
 		shutdownHeld(ctx, held)
 		s.finish()
-		unlockAfterExit(pod, held)
+		s.unlockAfterExit(pod, held, len(pending) == 0)
 		return
 	}
 }

@@ -110,7 +110,9 @@ func TestPendingMemberKeepsRouterAndDelegate(t *testing.T) {
 	p.mustRun(t, "a", addr)
 	bundle := p.start(t, "b", addr) // b's start, before a's Shutdown
 	p.shutdown(t, "a")
-	p.delete(t, "a")
+	if state.HasMember(p.address, "ns", "pod", "a") {
+		t.Fatal("a is still a member of the pod after its Shutdown")
+	}
 	if p.ended() {
 		t.Fatal("router ended with member b still to be created")
 	}
@@ -132,6 +134,12 @@ func TestPendingMemberKeepsRouterAndDelegate(t *testing.T) {
 	}
 	if _, err := os.Stat(p.sock); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("router left its socket: %v", err)
+	}
+	// The pod's folder goes once the delegate has exited.
+	for deadline := time.Now().Add(delegateExitWait + time.Second); state.PodExists(p.address, "ns", "pod"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("router left the pod's state folder after its last container")
+		}
 	}
 }
 
@@ -157,9 +165,8 @@ func TestRouterLeavesOncePendingMemberIsGone(t *testing.T) {
 	}
 }
 
-// containerd names containers as the user does: a container created again
-// under the id of one shut down here, before that one's `delete`, is a new
-// member.
+// containerd names containers as the user does: a container started again
+// under the id of one shut down here is a new member.
 func TestReusedIDIsPendingAgain(t *testing.T) {
 	_, addr, _ := startDelegate(t)
 	p := newPodRouter(t)
@@ -167,15 +174,15 @@ func TestReusedIDIsPendingAgain(t *testing.T) {
 	p.mustRun(t, "b", addr)
 	p.shutdown(t, "b")
 	p.delete(t, "b")
-	p.start(t, "b", addr) // b again, with a new bundle
+	p.start(t, "b", addr) // b again
 	p.shutdown(t, "a")
 	if p.ended() {
 		t.Fatal("router ended with the new b still to be created")
 	}
 }
 
-// A container shut down here whose `delete` has not run yet is no pending
-// member: the router ends with its last container.
+// A container shut down here is no pending member, though its `delete` has
+// not run yet: the router ends with its last container.
 func TestShutDownMemberIsNotPending(t *testing.T) {
 	_, addr, _ := startDelegate(t)
 	p := newPodRouter(t)

@@ -42,6 +42,8 @@ type Service struct {
 	// pod, if set, is the pod served, whose lock orders the router's
 	// leaving with start (see leave.go).
 	pod *podGuard
+	// unlocking counts the pod locks held until a delegate exits.
+	unlocking sync.WaitGroup
 
 	mu sync.Mutex
 	// containers maps a container id to its route; guarded by mu.
@@ -50,10 +52,6 @@ type Service struct {
 	conns map[string]*conn
 	// all lists every connection dialled, open or closed; guarded by mu.
 	all []*conn
-	// left maps the containers shut down here, members of the pod until
-	// their `delete`, to their bundle folder: one created again under the
-	// same id has a new folder; guarded by mu.
-	left map[string]os.FileInfo
 	// bundles is the folder of the pod's bundles, known from the first
 	// Create; guarded by mu.
 	bundles string
@@ -104,7 +102,6 @@ func New(onDelegateExit func()) *Service {
 		done:           make(chan struct{}),
 		containers:     map[string]*entry{},
 		conns:          map[string]*conn{},
-		left:           map[string]os.FileInfo{},
 	}
 }
 
@@ -117,8 +114,10 @@ func (s *Service) Done() <-chan struct{} { return s.done }
 
 // WaitDelegates waits, at most timeout, for the delegates to exit (they do
 // once they serve nothing), so that their stale sockets are removed before
-// the router goes.
+// the router goes, and then for the pod lock to be released (its release
+// may remove the pod's state; it waits delegateExitWait at most).
 func (s *Service) WaitDelegates(timeout time.Duration) {
+	defer s.unlocking.Wait()
 	s.mu.Lock()
 	var pending []chan struct{}
 	for _, c := range s.all {
@@ -271,11 +270,8 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 	if ok {
 		delete(s.containers, r.ID)
 		e.refs--
-		if fi, err := os.Stat(e.bundle); err == nil {
-			s.left[r.ID] = fi
-		}
 	}
-	pending := s.pendingLocked(ctx, pod)
+	pending := s.pendingLocked(ctx, pod, r.ID)
 	forward := false
 	if ok && e.refs == 0 {
 		if routedTo(pending, s.bundles, e.address) {
@@ -301,7 +297,7 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 	if leave {
 		s.finish()
 	}
-	unlockAfterExit(pod, append(exiting, held...))
+	s.unlockAfterExit(pod, append(exiting, held...), leave)
 	return &emptypb.Empty{}, nil
 }
 

@@ -144,6 +144,14 @@ func (p *Pod) AddMember(id string) error {
 	return err
 }
 
+// HasMember tells, without the lock, whether container id is a member of
+// pod: once its router forgot it (at its Shutdown), its `delete` has
+// nothing left to do there.
+func HasMember(address, ns, pod, id string) bool {
+	_, err := os.Lstat(filepath.Join(PodDir(address, ns, pod), memberPrefix+filepath.Base(id)))
+	return err == nil
+}
+
 // Members lists the containers of the pod.
 func (p *Pod) Members() ([]string, error) {
 	ents, err := os.ReadDir(p.dir)
