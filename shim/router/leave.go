@@ -117,7 +117,7 @@ func routedTo(pending []string, bundles, address string) bool {
 // leaveLocked readies the router's end: its socket goes, so that a later
 // start makes a new router, and it returns the connections whose delegates
 // had their Shutdown held back for a pending member that never came, to get
-// it now (shutdownHeld). The router ends with finishLocked. The caller holds
+// it now (shutdownHeld). The router then ends with finish. The caller holds
 // the pod lock, if any, and s.mu.
 func (s *Service) leaveLocked() []*conn {
 	if s.pod != nil {
