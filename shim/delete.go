@@ -87,7 +87,7 @@ func leavePod(f flags, podID, sock string) error {
 		return err
 	}
 	remaining, err := pod.RemoveMember(f.id)
-	if err != nil || remaining > 0 {
+	if err != nil || len(remaining) > 0 {
 		pod.Unlock()
 		return err
 	}

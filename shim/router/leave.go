@@ -81,14 +81,15 @@ func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod, gone string
 	if pod == nil {
 		return nil
 	}
+	var members []string
+	var err error
 	if gone != "" {
-		if _, err := pod.RemoveMember(gone); err != nil {
-			log.G(ctx).WithError(err).WithField("id", gone).Warn("leave pod: its delete will")
-		}
+		members, err = pod.RemoveMember(gone)
+	} else {
+		members, err = pod.Members()
 	}
-	members, err := pod.Members()
 	if err != nil {
-		log.G(ctx).WithError(err).Warn("read pod members: leaving without waiting for pending members")
+		log.G(ctx).WithError(err).WithField("id", gone).Warn("pod members: leaving without waiting for pending ones; the container's delete ends its membership")
 		return nil
 	}
 	var pending []string
@@ -115,28 +116,37 @@ func routedTo(pending []string, bundles, address string) bool {
 }
 
 // leaveLocked readies the router's end: its socket goes, so that a later
-// start makes a new router, and it returns the connections whose delegates
-// had their Shutdown held back for a pending member that never came, to get
-// it now (shutdownHeld). The router then ends with finish. The caller holds
-// the pod lock, if any, and s.mu.
-func (s *Service) leaveLocked() []*conn {
+// start makes a new router, and it returns the Shutdowns held back for a
+// pending member that never came, for shutdownHeld to send now. The router
+// then ends with finish. The caller holds the pod lock, if any, and s.mu.
+func (s *Service) leaveLocked() []heldShutdown {
 	if s.pod != nil {
 		s.pod.sock.release()
 	}
-	var held []*conn
+	var held []heldShutdown
 	for _, c := range s.conns {
 		if c.refs == 0 && c.heldShutdown != nil {
-			held = append(held, c)
+			held = append(held, heldShutdown{c, c.heldShutdown})
 		}
 	}
 	return held
 }
 
-// shutdownHeld sends each connection its held-back Shutdown.
-func shutdownHeld(ctx context.Context, conns []*conn) {
-	for _, c := range conns {
-		c.forwardShutdown(ctx, c.heldShutdown)
+// heldShutdown is a connection's held-back Shutdown, taken under s.mu.
+type heldShutdown struct {
+	c *conn
+	r *taskv2.ShutdownRequest
+}
+
+// shutdownHeld sends the held-back Shutdowns and returns the connections
+// whose delegates now exit.
+func shutdownHeld(ctx context.Context, held []heldShutdown) []*conn {
+	conns := make([]*conn, 0, len(held))
+	for _, h := range held {
+		h.c.forwardShutdown(ctx, h.r)
+		conns = append(conns, h.c)
 	}
+	return conns
 }
 
 // unlockAfterExit releases the pod lock once the delegates of conns have
@@ -202,9 +212,9 @@ func (s *Service) awaitPending(ctx context.Context) {
 		s.awaiting = false
 		held := s.leaveLocked()
 		s.mu.Unlock()
-		shutdownHeld(ctx, held)
+		exiting := shutdownHeld(ctx, held)
 		s.finish()
-		s.unlockAfterExit(pod, held, len(pending) == 0)
+		s.unlockAfterExit(pod, exiting, len(pending) == 0)
 		return
 	}
 }

@@ -282,7 +282,7 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 		}
 	}
 	leave := len(s.containers) == 0 && len(pending) == 0
-	var held []*conn
+	var held []heldShutdown
 	if leave {
 		held = s.leaveLocked()
 	} else if len(s.containers) == 0 && !s.awaiting {
@@ -293,11 +293,11 @@ func (s *Service) Shutdown(ctx context.Context, r *taskv2.ShutdownRequest) (*emp
 	if forward {
 		e.forwardShutdown(ctx, r)
 	}
-	shutdownHeld(ctx, held)
+	exiting = append(exiting, shutdownHeld(ctx, held)...)
 	if leave {
 		s.finish()
 	}
-	s.unlockAfterExit(pod, append(exiting, held...), leave)
+	s.unlockAfterExit(pod, exiting, leave)
 	return &emptypb.Empty{}, nil
 }
 

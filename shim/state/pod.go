@@ -167,13 +167,12 @@ func (p *Pod) Members() ([]string, error) {
 	return ids, nil
 }
 
-// RemoveMember forgets a container and reports how many remain.
-func (p *Pod) RemoveMember(id string) (remaining int, err error) {
+// RemoveMember forgets a container and lists those that remain.
+func (p *Pod) RemoveMember(id string) (remaining []string, err error) {
 	if err := os.Remove(p.member(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, err
+		return nil, err
 	}
-	ids, err := p.Members()
-	return len(ids), err
+	return p.Members()
 }
 
 // Remove deletes the pod's state folder (and the containerd's when empty).

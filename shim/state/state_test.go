@@ -102,11 +102,11 @@ func TestPodMembersAndRemoval(t *testing.T) {
 	if ok, err := p.Decision(&d); !ok || err != nil || d.Tier != "sandboxed" {
 		t.Fatalf("pod decision = %+v, %v, %v; want sandboxed", d, ok, err)
 	}
-	if n, err := p.RemoveMember("a"); n != 1 || err != nil {
-		t.Fatalf("RemoveMember(a) = %d, %v; want 1 left", n, err)
+	if ids, err := p.RemoveMember("a"); len(ids) != 1 || ids[0] != "b" || err != nil {
+		t.Fatalf("RemoveMember(a) = %v, %v; want [b] left", ids, err)
 	}
-	if n, err := p.RemoveMember("b"); n != 0 || err != nil {
-		t.Fatalf("RemoveMember(b) = %d, %v; want 0 left", n, err)
+	if ids, err := p.RemoveMember("b"); len(ids) != 0 || err != nil {
+		t.Fatalf("RemoveMember(b) = %v, %v; want none left", ids, err)
 	}
 	if err := p.Remove(); err != nil {
 		t.Fatal(err)
