@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -371,14 +372,17 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	}
 	defer os.RemoveAll(dir)
 	var started []string
-	start := func(handler string) time.Duration {
+	// start returns how long the pod's runp took and then its container's create and
+	// start: the pod's first `start` (shim start, delegate start, the router) against
+	// a container joining a running pod.
+	start := func(handler string) (runp, join time.Duration) {
 		podFile, ctrFile := podConfig(dir, b.id())
 		t0 := time.Now()
 		podID := b.crictl("runp", "--runtime", handler, podFile)
+		t1 := time.Now()
 		b.crictl("start", b.crictl("create", podID, ctrFile, podFile))
-		el := time.Since(t0)
 		started = append(started, podID)
-		return el
+		return t1.Sub(t0), time.Since(t1)
 	}
 	cleanup := func() {
 		for _, id := range started {
@@ -391,18 +395,31 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	start("runc")
 	cleanup()
 	var tr, dr, ratios []float64
+	var parts [2]struct{ tr, dr, ratios []float64 } // runp; create + start
 	for i := range pairs {
-		var t, d time.Duration
+		var tp, tj, dp, dj time.Duration
 		if i%2 == 0 {
-			t, d = start("triage"), start("runc")
+			tp, tj = start("triage")
+			dp, dj = start("runc")
 		} else {
-			d, t = start("runc"), start("triage")
+			dp, dj = start("runc")
+			tp, tj = start("triage")
 		}
 		cleanup()
+		t, d := tp+tj, dp+dj
 		tr, dr = append(tr, ms(t)), append(dr, ms(d))
 		ratios = append(ratios, float64(t)/float64(d))
+		for k, td := range [2][2]time.Duration{{tp, dp}, {tj, dj}} {
+			p := &parts[k]
+			p.tr, p.dr = append(p.tr, ms(td[0])), append(p.dr, ms(td[1]))
+			p.ratios = append(p.ratios, float64(td[0])/float64(td[1]))
+		}
 	}
 	fmt.Fprintf(w, "| CRI pod start (runp + create + start), serial (%d pairs; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", pairs, spread(ratios), median(tr), median(dr), median(ratios))
+	for k, name := range []string{"its `runp` (the pod's shim start, delegate start and router)", "its `create` + `start` (the container joins the running pod)"} {
+		p := parts[k]
+		fmt.Fprintf(w, "| … of which %s (%s) | %.0f ms | %.0f ms | %.3f | |\n", name, spread(p.ratios), median(p.tr), median(p.dr), median(p.ratios))
+	}
 	// A batch keeps both cores busy: its time follows the CPU its pods take, which
 	// /proc/stat gives for the whole machine (the bench's own crictl calls included).
 	// It also gives the CPU of the pods' whole life: their start, then their stop and
@@ -432,8 +449,9 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 		time.Sleep(teardownSettle)
 		return el, startCPU, machineCPU(b.p) - cpu0
 	}
-	// A batch's time swings by 10% from one to the next here: six pairs, not three.
-	const batchPairs = 6
+	// A batch's time swings by 10% from one to the next here, and a whole run's median
+	// of six pairs by as much between runs: ten pairs, with the median's interval.
+	const batchPairs = 10
 	tr, dr, ratios = nil, nil, nil
 	var tcpu, dcpu, tlife, dlife []float64
 	for i := range batchPairs {
@@ -450,9 +468,9 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 		tcpu, dcpu = append(tcpu, ms(tc)/float64(batch)), append(dcpu, ms(dc)/float64(batch))
 		tlife, dlife = append(tlife, ms(tl)/float64(batch)), append(dlife, ms(dl)/float64(batch))
 	}
-	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, median(tr), median(dr), median(ratios))
-	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", median(tcpu), median(dcpu), median(tcpu)/median(dcpu))
-	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", median(tlife), median(dlife), median(tlife)/median(dlife))
+	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, spread(ratios), median(tr), median(dr), median(ratios))
+	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(ratiosOf(tcpu, dcpu)), median(tcpu), median(dcpu), median(ratiosOf(tcpu, dcpu)))
+	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(ratiosOf(tlife, dlife)), median(tlife), median(dlife), median(ratiosOf(tlife, dlife)))
 }
 
 // teardownSettle is how long a batch's CPU count waits after its pods were removed: shims
@@ -547,7 +565,35 @@ func spread(ratios []float64) string {
 	if len(s) < 4 {
 		return "too few pairs for a spread"
 	}
-	return fmt.Sprintf("middle half of the ratios %.2f–%.2f", s[len(s)/4], s[len(s)*3/4])
+	lo, hi := medianCI(ratios)
+	return fmt.Sprintf("middle half of the ratios %.2f–%.2f; 95%% interval of the median %.3f–%.3f", s[len(s)/4], s[len(s)*3/4], lo, hi)
+}
+
+// medianCI is a 95% percentile-bootstrap interval of the median of xs: where the
+// median would land if the run were repeated on a machine as noisy as this one.
+// The seed is fixed, so a report's interval follows from its samples alone.
+func medianCI(xs []float64) (lo, hi float64) {
+	const resamples = 4000
+	rng := rand.New(rand.NewPCG(1, uint64(len(xs))))
+	meds := make([]float64, resamples)
+	sample := make([]float64, len(xs))
+	for i := range meds {
+		for j := range sample {
+			sample[j] = xs[rng.IntN(len(xs))]
+		}
+		meds[i] = median(sample)
+	}
+	slices.Sort(meds)
+	return meds[resamples*25/1000], meds[resamples*975/1000-1]
+}
+
+// ratiosOf is a[i]/b[i] for each pair.
+func ratiosOf(a, b []float64) []float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i] / b[i]
+	}
+	return r
 }
 
 func median(xs []float64) float64 {
