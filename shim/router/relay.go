@@ -60,6 +60,9 @@ type client struct {
 	// mu keeps each reply frame whole: relayed replies and the inner
 	// server's are written from different goroutines.
 	mu sync.Mutex
+	// calls counts the requests handed to the inner server whose replies
+	// are not written yet; guarded by mu.
+	calls int
 	// served is closed once every reply of the inner server was written.
 	served chan struct{}
 	// gone is closed when the connection has ended.
@@ -75,6 +78,32 @@ func (c *client) reply(f frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn.Write(f) // a failed write ends the connection's read loop too
+}
+
+// handOver counts a request that goes to the inner server.
+func (c *client) handOver() {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+}
+
+// answer writes the inner server's reply f, which answers a handed-over
+// request.
+func (c *client) answer(f frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn.Write(f)
+	if f.kind() == typeReply && c.calls > 0 {
+		c.calls--
+	}
+}
+
+// answered tells whether every request handed to the inner server has its
+// reply written.
+func (c *client) answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls == 0
 }
 
 func newRelay(ctx context.Context, svc *Service, inner *ttrpc.Server) *relay {
@@ -147,6 +176,9 @@ func (r *relay) serveConn(c *client) {
 		}
 		if f.oversized() {
 			// The inner server answers it as ttrpc does, with an error.
+			if f.kind() == typeRequest {
+				c.handOver()
+			}
 			if _, err := local.Write(f); err != nil {
 				return
 			}
@@ -160,6 +192,7 @@ func (r *relay) serveConn(c *client) {
 			if f, sent = r.route(c, f); sent {
 				continue
 			}
+			c.handOver()
 		}
 		if _, err := local.Write(f); err != nil {
 			return
@@ -175,7 +208,7 @@ func copyReplies(c *client, pipe net.Conn) {
 		if err != nil || f.oversized() { // a ttrpc server never sends one
 			return
 		}
-		c.reply(f)
+		c.answer(f)
 	}
 }
 
@@ -214,16 +247,15 @@ func (r *relay) shutdown(ctx context.Context) {
 		l.Close()
 	}
 	r.mu.Unlock()
-	r.inner.Shutdown(ctx)
-	for !r.svc.relayIdle() && ctx.Err() == nil {
+	// Every call answers before the inner server shuts down: ttrpc's
+	// Server.Shutdown closes a connection it last saw idle, and it may not
+	// have seen yet a call it just started, such as the last container's
+	// Shutdown, whose handler ends the router. That reply would be lost.
+	for !(r.answered() && r.svc.relayIdle()) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	r.mu.Lock()
-	conns := make([]*client, 0, len(r.conns))
-	for c := range r.conns {
-		conns = append(conns, c)
-	}
-	r.mu.Unlock()
+	r.inner.Shutdown(ctx)
+	conns := r.clients()
 	grace := time.After(closeGrace)
 	for _, c := range conns {
 		select {
@@ -237,6 +269,28 @@ func (r *relay) shutdown(ctx context.Context) {
 		}
 		c.conn.Close()
 	}
+}
+
+// clients are containerd's connections.
+func (r *relay) clients() []*client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	conns := make([]*client, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// answered tells whether the inner server has answered every request
+// handed to it.
+func (r *relay) answered() bool {
+	for _, c := range r.clients() {
+		if !c.answered() {
+			return false
+		}
+	}
+	return true
 }
 
 // wire is the relay's own connection to one delegate. Calls from any of
