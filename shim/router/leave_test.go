@@ -104,7 +104,7 @@ func (p *podRouter) ended() bool {
 // group's last container was leaving keeps both: the router serves it, and
 // the delegate gets no Shutdown until the member's own.
 func TestPendingMemberKeepsRouterAndDelegate(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	fd.exitOnShutdown = true
 	p := newPodRouter(t)
 	p.mustRun(t, "a", addr)
@@ -146,7 +146,7 @@ func TestPendingMemberKeepsRouterAndDelegate(t *testing.T) {
 // A member whose Create never comes (its start failed late, and containerd
 // ran its `delete`) does not keep the router, or the delegate held for it.
 func TestRouterLeavesOncePendingMemberIsGone(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	p := newPodRouter(t)
 	p.mustRun(t, "a", addr)
 	p.start(t, "b", addr)
@@ -168,7 +168,7 @@ func TestRouterLeavesOncePendingMemberIsGone(t *testing.T) {
 // containerd names containers as the user does: a container started again
 // under the id of one shut down here is a new member.
 func TestReusedIDIsPendingAgain(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	p := newPodRouter(t)
 	p.mustRun(t, "a", addr)
 	p.mustRun(t, "b", addr)
@@ -184,7 +184,7 @@ func TestReusedIDIsPendingAgain(t *testing.T) {
 // A container shut down here is no pending member, though its `delete` has
 // not run yet: the router ends with its last container.
 func TestShutDownMemberIsNotPending(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	p := newPodRouter(t)
 	p.mustRun(t, "a", addr)
 	p.mustRun(t, "b", addr)

@@ -75,7 +75,7 @@ func (f *fakeDelegate) Wait(ctx context.Context, r *taskv3.WaitRequest) (*taskv3
 // Calls that need no change reach a v3 delegate (runc 2.x serves no v2)
 // over a connection of the relay's own, and each caller gets its own reply.
 func TestRelayedCallsReachV3Delegate(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	_, sock := serveRelay(t)
 	ctx := context.Background()
 	clients := []taskv2.TTRPCTaskService{taskClient(t, sock), taskClient(t, sock)}
@@ -117,7 +117,7 @@ func TestRelayedCallsReachV3Delegate(t *testing.T) {
 // A call for a container the router does not serve gets the router's own
 // answer, not the delegate's.
 func TestRelayUnknownContainer(t *testing.T) {
-	_, _, _ = startDelegate(t)
+	_, _ = startDelegate(t)
 	_, sock := serveRelay(t)
 	c := taskClient(t, sock)
 	_, err := c.State(context.Background(), &taskv2.StateRequest{ID: "nope"})
@@ -129,7 +129,7 @@ func TestRelayUnknownContainer(t *testing.T) {
 // A delegate that dies under a relayed call fails the call, as a ttrpc
 // client does, instead of leaving containerd waiting.
 func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
-	_, addr, srv := startDelegate(t)
+	fd, addr := startDelegate(t)
 	_, sock := serveRelay(t)
 	c := taskClient(t, sock)
 	ctx := context.Background()
@@ -142,7 +142,7 @@ func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 		waited <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
-	srv.Close()
+	fd.die()
 	select {
 	case err := <-waited:
 		if !errdefs.IsUnavailable(errgrpc.ToNative(err)) {
@@ -156,7 +156,7 @@ func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 // The last container's Shutdown is answered before the router closes
 // containerd's connection.
 func TestRelayAnswersLastShutdown(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	svc, sock := serveRelay(t)
 	c := taskClient(t, sock)
 	ctx := context.Background()
@@ -182,7 +182,7 @@ func TestRelayAnswersLastShutdown(t *testing.T) {
 // containerd 2.4+ calls the task API v3 once start reported it: relayed calls and the task
 // service's own both answer it.
 func TestRelayServesTaskV3(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	_, sock := serveRelay(t)
 	c := taskv3.NewTTRPCTaskClient(dialRouter(t, sock))
 	ctx := context.Background()

@@ -44,6 +44,8 @@ type fakeDelegate struct {
 	exitOnShutdown bool
 	srv            *ttrpc.Server
 	shutdowns      atomic.Int32
+	mu             sync.Mutex
+	conns          []net.Conn // guarded by mu
 }
 
 func (f *fakeDelegate) Create(_ context.Context, r *taskv3.CreateTaskRequest) (*taskv3.CreateTaskResponse, error) {
@@ -68,21 +70,37 @@ func (f *fakeDelegate) Shutdown(context.Context, *taskv3.ShutdownRequest) (*empt
 	return &emptypb.Empty{}, nil
 }
 
-type countingListener struct {
+// conns records a fake delegate's accepted connections and counts them.
+type conns struct {
 	net.Listener
-	n *atomic.Int32
+	fd *fakeDelegate
 }
 
-func (l countingListener) Accept() (net.Conn, error) {
+func (l conns) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
-		l.n.Add(1)
+		l.fd.accepted.Add(1)
+		l.fd.mu.Lock()
+		l.fd.conns = append(l.fd.conns, c)
+		l.fd.mu.Unlock()
 	}
 	return c, err
 }
 
+// die ends the delegate as its process's exit does: every connection closes at
+// once. ttrpc's Server.Close alone keeps a connection open while a call on it
+// runs, and the fake's Wait runs until its connection ends.
+func (f *fakeDelegate) die() {
+	f.srv.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+}
+
 // startDelegate serves a fake v3 delegate and returns it with its address.
-func startDelegate(t *testing.T) (*fakeDelegate, string, *ttrpc.Server) {
+func startDelegate(t *testing.T) (*fakeDelegate, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "trt")
 	if err != nil {
@@ -101,9 +119,9 @@ func startDelegate(t *testing.T) (*fakeDelegate, string, *ttrpc.Server) {
 	}
 	fd.srv = srv
 	taskv3.RegisterTTRPCTaskService(srv, fd)
-	go srv.Serve(context.Background(), countingListener{l, &fd.accepted})
-	t.Cleanup(func() { srv.Close() })
-	return fd, "unix://" + sock, srv
+	go srv.Serve(context.Background(), conns{l, fd})
+	t.Cleanup(fd.die)
+	return fd, "unix://" + sock
 }
 
 // bundleFor writes a bundle whose marker routes to the delegate at addr.
@@ -125,7 +143,7 @@ func bundleFor(t *testing.T, addr string) string {
 }
 
 func TestCreateForwardsToV3DelegateWithTriageOptions(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	// containerd sends Triage's own runtime options; the delegate must never see them.
@@ -173,7 +191,7 @@ func TestUnknownContainer(t *testing.T) {
 }
 
 func TestConnectReportsDelegateTaskPid(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c1", Bundle: bundleFor(t, addr)}); err != nil {
@@ -186,7 +204,7 @@ func TestConnectReportsDelegateTaskPid(t *testing.T) {
 }
 
 func TestContainersShareOneConnectionPerDelegate(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	for _, id := range []string{"a", "b", "c"} {
@@ -200,7 +218,7 @@ func TestContainersShareOneConnectionPerDelegate(t *testing.T) {
 }
 
 func TestShutdownOfLastContainerEndsRouter(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	for _, id := range []string{"a", "b"} {
@@ -227,12 +245,12 @@ func TestShutdownOfLastContainerEndsRouter(t *testing.T) {
 }
 
 func TestDelegateDeathEndsRouter(t *testing.T) {
-	_, addr, srv := startDelegate(t)
+	fd, addr := startDelegate(t)
 	s := New(nil)
 	if _, err := s.Create(context.Background(), &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
 	}
-	srv.Close()
+	fd.die()
 	select {
 	case <-s.Done():
 	case <-time.After(5 * time.Second):
@@ -243,9 +261,9 @@ func TestDelegateDeathEndsRouter(t *testing.T) {
 // A delegate that serves one container exits inside its Shutdown (gVisor without grouping):
 // that is no crash, and the router must keep serving the pod's other containers.
 func TestDelegateExitingOnShutdownIsNoCrash(t *testing.T) {
-	fa, addrA, _ := startDelegate(t)
+	fa, addrA := startDelegate(t)
 	fa.exitOnShutdown = true
-	_, addrB, _ := startDelegate(t)
+	_, addrB := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addrA)}); err != nil {
@@ -297,7 +315,7 @@ func (f *fakeDelegate) Update(context.Context, *taskv3.UpdateTaskRequest) (*empt
 }
 
 func TestExecIsHardened(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	baseline := []string{"CAP_CHOWN", "CAP_KILL"}
 	container := &specs.Spec{Process: &specs.Process{
 		NoNewPrivileges: true,
@@ -339,7 +357,7 @@ func TestExecIsHardened(t *testing.T) {
 }
 
 func TestUpdateCannotAddDevices(t *testing.T) {
-	_, addr, _ := startDelegate(t)
+	_, addr := startDelegate(t)
 	s := New(nil)
 	ctx := context.Background()
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "c", Bundle: bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "trusted"})}); err != nil {
@@ -387,7 +405,7 @@ func (c *calls) String() string {
 func TestKataCloseIOWaitsForStart(t *testing.T) {
 	for _, relayed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("relay=%v", relayed), func(t *testing.T) {
-			fd, addr, _ := startDelegate(t)
+			fd, addr := startDelegate(t)
 			b := bundleWithSpec(t, addr, &specs.Spec{Process: &specs.Process{}}, execrule.Rules{Tier: "isolated"})
 			m, _ := state.ReadContainer(b)
 			m.Delegate.Runtime = "io.containerd.kata.v2"
@@ -425,7 +443,7 @@ func TestKataCloseIOWaitsForStart(t *testing.T) {
 // A container without a marker joined its pod without a `start` (task API v3): Create has
 // it started first, and creates it only if that succeeds.
 func TestCreateJoinsContainerWithoutStart(t *testing.T) {
-	fd, addr, _ := startDelegate(t)
+	fd, addr := startDelegate(t)
 	ctx := context.Background()
 	s := New(nil)
 	var joined []string
