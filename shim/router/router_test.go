@@ -70,13 +70,13 @@ func (f *fakeDelegate) Shutdown(context.Context, *taskv3.ShutdownRequest) (*empt
 	return &emptypb.Empty{}, nil
 }
 
-// conns records a fake delegate's accepted connections and counts them.
-type conns struct {
+// recordingListener records a fake delegate's accepted connections and counts them.
+type recordingListener struct {
 	net.Listener
 	fd *fakeDelegate
 }
 
-func (l conns) Accept() (net.Conn, error) {
+func (l recordingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.fd.accepted.Add(1)
@@ -119,7 +119,7 @@ func startDelegate(t *testing.T) (*fakeDelegate, string) {
 	}
 	fd.srv = srv
 	taskv3.RegisterTTRPCTaskService(srv, fd)
-	go srv.Serve(context.Background(), conns{l, fd})
+	go srv.Serve(context.Background(), recordingListener{l, fd})
 	t.Cleanup(fd.die)
 	return fd, "unix://" + sock
 }
