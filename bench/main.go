@@ -229,7 +229,7 @@ func (b *bench) triageArgs() []string {
 func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triage, direct []string, target string) {
 	b.runOnce(triage) // warm both paths (page cache, first-run setup)
 	b.runOnce(direct)
-	var tr, dr, ratios []float64
+	var p paired
 	for i := range pairs {
 		var t, d time.Duration
 		if i%2 == 0 {
@@ -237,10 +237,9 @@ func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triage, 
 		} else {
 			d, t = b.runOnce(direct), b.runOnce(triage)
 		}
-		tr, dr = append(tr, ms(t)), append(dr, ms(d))
-		ratios = append(ratios, float64(t)/float64(d))
+		p.add(ms(t), ms(d))
 	}
-	fmt.Fprintf(w, "| %s (%d pairs; %s) | %.1f ms | %.1f ms | **%.3f** | %s |\n", name, pairs, spread(ratios), median(tr), median(dr), median(ratios), target)
+	fmt.Fprintf(w, "| %s (%d pairs; %s) | %.1f ms | %.1f ms | **%.3f** | %s |\n", name, pairs, spread(p.ratios), median(p.a), median(p.b), median(p.ratios), target)
 }
 
 // rpcLatency times State on a running container, through the router and straight to the
@@ -394,8 +393,7 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	start("triage") // warm both handlers
 	start("runc")
 	cleanup()
-	var tr, dr, ratios []float64
-	var parts [2]struct{ tr, dr, ratios []float64 } // runp; create + start
+	var whole, runp, join paired
 	for i := range pairs {
 		var tp, tj, dp, dj time.Duration
 		if i%2 == 0 {
@@ -406,19 +404,16 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 			tp, tj = start("triage")
 		}
 		cleanup()
-		t, d := tp+tj, dp+dj
-		tr, dr = append(tr, ms(t)), append(dr, ms(d))
-		ratios = append(ratios, float64(t)/float64(d))
-		for k, td := range [2][2]time.Duration{{tp, dp}, {tj, dj}} {
-			p := &parts[k]
-			p.tr, p.dr = append(p.tr, ms(td[0])), append(p.dr, ms(td[1]))
-			p.ratios = append(p.ratios, float64(td[0])/float64(td[1]))
-		}
+		whole.add(ms(tp+tj), ms(dp+dj))
+		runp.add(ms(tp), ms(dp))
+		join.add(ms(tj), ms(dj))
 	}
-	fmt.Fprintf(w, "| CRI pod start (runp + create + start), serial (%d pairs; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", pairs, spread(ratios), median(tr), median(dr), median(ratios))
-	for k, name := range []string{"its `runp` (the pod's shim start, delegate start and router)", "its `create` + `start` (the container joins the running pod)"} {
-		p := parts[k]
-		fmt.Fprintf(w, "| … of which %s (%s) | %.0f ms | %.0f ms | %.3f | |\n", name, spread(p.ratios), median(p.tr), median(p.dr), median(p.ratios))
+	fmt.Fprintf(w, "| CRI pod start (runp + create + start), serial (%d pairs; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", pairs, spread(whole.ratios), median(whole.a), median(whole.b), median(whole.ratios))
+	for _, part := range []struct {
+		name string
+		p    paired
+	}{{"its `runp` (the pod's shim start, delegate start and router)", runp}, {"its `create` + `start` (the container joins the running pod)", join}} {
+		fmt.Fprintf(w, "| … of which %s (%s) | %.0f ms | %.0f ms | %.3f | |\n", part.name, spread(part.p.ratios), median(part.p.a), median(part.p.b), median(part.p.ratios))
 	}
 	// A batch keeps both cores busy: its time follows the CPU its pods take, which
 	// /proc/stat gives for the whole machine (the bench's own crictl calls included).
@@ -452,8 +447,7 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	// A batch's time swings by 10% from one to the next here, and a whole run's median
 	// of six pairs by as much between runs: ten pairs, with the median's interval.
 	const batchPairs = 10
-	tr, dr, ratios = nil, nil, nil
-	var tcpu, dcpu, tlife, dlife []float64
+	var times, cpu, life paired
 	for i := range batchPairs {
 		var t, d, tc, dc, tl, dl time.Duration
 		if i%2 == 0 {
@@ -463,14 +457,13 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 			d, dc, dl = parallel("runc")
 			t, tc, tl = parallel("triage")
 		}
-		tr, dr = append(tr, ms(t)), append(dr, ms(d))
-		ratios = append(ratios, float64(t)/float64(d))
-		tcpu, dcpu = append(tcpu, ms(tc)/float64(batch)), append(dcpu, ms(dc)/float64(batch))
-		tlife, dlife = append(tlife, ms(tl)/float64(batch)), append(dlife, ms(dl)/float64(batch))
+		times.add(ms(t), ms(d))
+		cpu.add(ms(tc)/float64(batch), ms(dc)/float64(batch))
+		life.add(ms(tl)/float64(batch), ms(dl)/float64(batch))
 	}
-	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, spread(ratios), median(tr), median(dr), median(ratios))
-	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(ratiosOf(tcpu, dcpu)), median(tcpu), median(dcpu), median(ratiosOf(tcpu, dcpu)))
-	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(ratiosOf(tlife, dlife)), median(tlife), median(dlife), median(ratiosOf(tlife, dlife)))
+	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, spread(times.ratios), median(times.a), median(times.b), median(times.ratios))
+	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(cpu.ratios), median(cpu.a), median(cpu.b), median(cpu.ratios))
+	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(life.ratios), median(life.a), median(life.b), median(life.ratios))
 }
 
 // teardownSettle is how long a batch's CPU count waits after its pods were removed: shims
@@ -587,13 +580,13 @@ func medianCI(xs []float64) (lo, hi float64) {
 	return meds[resamples*25/1000], meds[resamples*975/1000-1]
 }
 
-// ratiosOf is a[i]/b[i] for each pair.
-func ratiosOf(a, b []float64) []float64 {
-	r := make([]float64, len(a))
-	for i := range a {
-		r[i] = a[i] / b[i]
-	}
-	return r
+// paired holds paired measurements of A (Triage) and B (the delegate alone), with each
+// pair's ratio A/B.
+type paired struct{ a, b, ratios []float64 }
+
+func (p *paired) add(a, b float64) {
+	p.a, p.b = append(p.a, a), append(p.b, b)
+	p.ratios = append(p.ratios, a/b)
 }
 
 func median(xs []float64) float64 {
