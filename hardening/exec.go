@@ -19,6 +19,7 @@ func ExecRules(t *policy.Tier) execrule.Rules {
 		AllCapabilities: slices.Contains(cfg.Capabilities, policy.AllCapabilities),
 		NoNewPrivileges: *cfg.NoNewPrivileges,
 		RunAsNonRoot:    string(cfg.RunAsNonRoot),
+		PidsLimit:       *cfg.PidsLimit,
 	}
 	if !r.AllCapabilities {
 		for _, n := range cfg.Capabilities {
@@ -35,8 +36,9 @@ func Exec(p *specs.Process, container *specs.Spec, t *policy.Tier) error {
 	return execrule.Exec(p, container, ExecRules(t))
 }
 
-// Update checks the resources of a task Update: it may change limits, but it cannot give
-// the container device access, which the container's tier checked at create.
-func Update(r *specs.LinuxResources) error {
-	return execrule.Update(r, execrule.Rules{})
+// Update checks the resources r of a task Update into a container of tier t (see
+// execrule.Update): it may change limits, but it cannot give the container device access,
+// which the tier checked at create, nor raise or remove the tier's pids_limit.
+func Update(r *specs.LinuxResources, t *policy.Tier) error {
+	return execrule.Update(r, ExecRules(t))
 }

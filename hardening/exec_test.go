@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/triage-runtime/triage/hardening"
+	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/policy"
 )
 
@@ -110,22 +111,39 @@ func TestExecInvalid(t *testing.T) {
 
 func TestUpdate(t *testing.T) {
 	major := int64(8)
+	pids := func(limit int64) *specs.LinuxResources {
+		return &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}
+	}
 	cases := []struct {
-		name string
-		r    *specs.LinuxResources
-		ok   bool
+		name      string
+		hardening string
+		r         *specs.LinuxResources
+		class     error // nil: accepted
 	}{
-		{"nil", nil, true},
-		{"limits only", &specs.LinuxResources{Pids: &specs.LinuxPids{}}, true},
-		{"deny rule", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}, true},
-		{"allow a block device", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: &major, Access: "rw"}}}, false},
-		{"allow all", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}, false},
+		{"nil", "", nil, nil},
+		{"limits only", "", &specs.LinuxResources{Pids: &specs.LinuxPids{}}, nil},
+		{"deny rule", "", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}, nil},
+		{"allow a block device", "", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: &major, Access: "rw"}}}, hardening.ErrDeviceUpdate},
+		{"allow all", "", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}, hardening.ErrDeviceUpdate},
+		{"pids lowered below the default", "", pids(100), nil},
+		{"pids at the default", "", pids(policy.DefaultPidsLimit), nil},
+		{"pids above the default", "", pids(policy.DefaultPidsLimit + 1), execrule.ErrLimitUpdate},
+		{"pids limit removed", "", pids(-1), execrule.ErrLimitUpdate},
+		{"pids limit 0", "", pids(0), execrule.ErrLimitUpdate},
+		{"pids above a tier's own limit", "pids_limit = 64", pids(65), execrule.ErrLimitUpdate},
+		{"pids limit removed in a tier without one", "pids_limit = 0", pids(-1), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := hardening.Update(tc.r)
-			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, hardening.ErrDeviceUpdate)) {
-				t.Errorf("Update = %v, want ok %t", err, tc.ok)
+			err := hardening.Update(tc.r, tier(t, runc, tc.hardening))
+			if tc.class == nil {
+				if err != nil {
+					t.Fatalf("Update = %v, want accepted", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.class) || !strings.Contains(err.Error(), "[tier.t.hardening]") {
+				t.Errorf("Update = %v, want %v naming the table", err, tc.class)
 			}
 		})
 	}

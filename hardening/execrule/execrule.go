@@ -32,14 +32,19 @@ type Rules struct {
 	NoNewPrivileges bool `json:"no_new_privileges"`
 	// RunAsNonRoot is the tier's run_as_non_root: "allow", "deny" or "UID[:GID]".
 	RunAsNonRoot string `json:"run_as_non_root"`
+	// PidsLimit is the tier's pids_limit, the most pids.max an Update may set; 0: the tier
+	// sets none (rules recorded before this field existed read as 0 too).
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
-// Refusals; every error of Exec and Update is an *Error wrapping one of them.
+// Refusals; an error of Exec is an *Error wrapping one of them, one of Update joins one
+// *Error per refusal. Compare with errors.Is.
 var (
 	ErrInvalidSpec    = errors.New("invalid spec")
 	ErrRunAsRoot      = errors.New("running as root not allowed")
 	ErrPrivilegedExec = errors.New("privileged exec not allowed")
 	ErrDeviceUpdate   = errors.New("device access update not allowed")
+	ErrLimitUpdate    = errors.New("limit update not allowed")
 )
 
 // Control names, as the [tier.NAME.hardening] keys they come from.
@@ -47,6 +52,7 @@ const (
 	ControlCapabilities = "capabilities"
 	ControlRunAsNonRoot = "run_as_non_root"
 	ControlHostDevices  = "host_devices"
+	ControlPidsLimit    = "pids_limit"
 )
 
 // Error is a refusal: what the workload asks for, the control that forbids it, and the fix.
@@ -122,13 +128,20 @@ func Exec(p *specs.Process, container *specs.Spec, r Rules) error {
 	return nil
 }
 
-// Update checks the resources of a task Update: it may change limits, but it cannot give the
-// container device access (a device cgroup rule with allow = true), which the container's
-// tier checked at create.
+// Update checks the resources of a task Update: it may change limits, but it cannot undo
+// what the container's tier set at create:
+//   - device access (a device cgroup rule with allow = true);
+//   - the tier's pids_limit: pids.limit may be lowered, not raised above it or removed.
+//
+// The error joins one *Error per refusal, so the user sees every fix at once.
 func Update(res *specs.LinuxResources, r Rules) error {
 	if res == nil {
 		return nil
 	}
+	return errors.Join(updateDevices(res, r), updatePids(res, r))
+}
+
+func updateDevices(res *specs.LinuxResources, r Rules) error {
 	var allowed []string
 	for _, d := range res.Devices {
 		if d.Allow {
@@ -140,6 +153,32 @@ func Update(res *specs.LinuxResources, r Rules) error {
 	}
 	return r.refuse(ControlHostDevices, ErrDeviceUpdate, fmt.Sprintf(
 		"the update allows devices (%s): device access is decided when the container is created; recreate it with the devices", strings.Join(allowed, "; ")))
+}
+
+// updatePids refuses a pids.limit above the tier's pids_limit or one that removes the
+// limit: at create, Apply lowered either to the tier's, and explain and the audit still
+// report it enforced. A nil Limit leaves pids.max as it is.
+func updatePids(res *specs.LinuxResources, r Rules) error {
+	if r.PidsLimit <= 0 || res.Pids == nil || res.Pids.Limit == nil {
+		return nil
+	}
+	limit := *res.Pids.Limit
+	var what string
+	switch {
+	case limit < 0:
+		what = fmt.Sprintf("pids.limit %d (no limit)", limit)
+	case limit == 0:
+		// Runtimes differ on 0: crun (and runc at create, before 1.4) set pids.max "max",
+		// runc 1.4 sets 0. Refused, since it can remove the limit.
+		// https://github.com/opencontainers/runc/issues/4014
+		what = "pids.limit 0 (no limit, in some runtimes)"
+	case limit > r.PidsLimit:
+		what = fmt.Sprintf("pids.limit %d", limit)
+	default:
+		return nil
+	}
+	return r.refuse(ControlPidsLimit, ErrLimitUpdate, fmt.Sprintf(
+		"the update sets %s, above the tier's pids_limit %d: keep it between 1 and %d, or change pids_limit in the policy", what, r.PidsLimit, r.PidsLimit))
 }
 
 // DeviceRule formats a device cgroup rule as "TYPE MAJOR:MINOR ACCESS" ("c 1:3 rwm").
