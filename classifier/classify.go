@@ -13,6 +13,7 @@ func Classify(p *policy.Policy, f Facts) Decision {
 	findings := Findings(f)
 	d := decide(p, &f, findings)
 	d.Findings = findings
+	d.Reason = Bound(d.Reason)
 	return d
 }
 
@@ -42,6 +43,7 @@ func CheckMember(p *policy.Policy, pod Decision, f Facts) Decision {
 		d.Reason += fmt.Sprintf("; runs in its pod's tier %q", pod.Tier)
 	}
 	d.Tier, d.Runtime = pod.Tier, pod.Runtime
+	d.Reason = Bound(d.Reason)
 	return d
 }
 
@@ -59,7 +61,7 @@ func decide(p *policy.Policy, f *Facts, findings []Finding) Decision {
 	// CRI records a container's image as the first name of its image id, which can be
 	// another tag of the same content than the one the pod asked for; the kubelet's name is
 	// in the spec. Rules see both, and the stronger outcome stands.
-	if asked := f.annotations()[AnnotationImageName]; f.Namespace == CRINamespace && asked != "" && asked != s.Image {
+	if asked := f.annotations()[AnnotationImageName]; f.cri() && asked != "" && asked != s.Image {
 		alt := *s
 		alt.Image = asked
 		d = stronger(p, d, ruleDecision(p, &alt))

@@ -77,7 +77,7 @@ func parsePolicy(t testing.TB, onDowngrade policy.DowngradeAction) *policy.Polic
 
 // facts returns facts of a safe workload changed by the given options.
 func facts(opts ...func(*Facts)) Facts {
-	f := Facts{Spec: safeSpec(), Namespace: "default", Labels: map[string]string{}}
+	f := Facts{ID: "c1", Spec: safeSpec(), Namespace: "default", Labels: map[string]string{}, Image: "registry.internal/app:1"}
 	f.Spec.Annotations = map[string]string{}
 	for _, o := range opts {
 		o(&f)
@@ -208,16 +208,21 @@ reason = "matched"
   namespaces = ["kube-system"]
   expression = 'facts.container_type == "sandbox" && facts.image == "registry.k8s.io/pause:3.9"'
 `)
-	cri := func(ns string) Facts {
-		return facts(func(f *Facts) { f.Namespace = ns },
+	cri := func(ns string, madeByCRI bool) Facts {
+		return facts(func(f *Facts) { f.Namespace, f.CRI, f.Image = ns, madeByCRI, "" },
 			annotation(AnnotationSandboxNamespace, "kube-system"),
 			annotation(AnnotationContainerType, "sandbox"),
 			annotation(AnnotationImageName, "registry.k8s.io/pause:3.9"))
 	}
-	if d := Classify(p, cri("k8s.io")); d.Rule != "kube-system" {
-		t.Errorf("in k8s.io: rule %q, want kube-system", d.Rule)
+	if d := Classify(p, cri("k8s.io", true)); d.Rule != "kube-system" {
+		t.Errorf("made by CRI in k8s.io: rule %q, want kube-system", d.Rule)
 	}
-	if d := Classify(p, cri("default")); d.Rule != RuleDefault {
+	// Any containerd client can use the k8s.io namespace and write CRI's annotations; only
+	// the CRI plugin's record makes them facts.
+	if d := Classify(p, cri("k8s.io", false)); d.Rule != RuleDefault {
+		t.Errorf("in k8s.io, not made by CRI: rule %q, want %q", d.Rule, RuleDefault)
+	}
+	if d := Classify(p, cri("default", true)); d.Rule != RuleDefault {
 		t.Errorf("in default: rule %q, want %q (CRI annotations are not believed outside k8s.io)", d.Rule, RuleDefault)
 	}
 }
@@ -300,7 +305,7 @@ reason = "untrusted registry"
 		{name: "elsewhere the annotation is not believed", ns: "default", want: "trusted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Classify(p, Facts{Spec: spec, Namespace: tc.ns, Image: "docker.io/library/busybox:e2e"})
+			d := Classify(p, Facts{Spec: spec, Namespace: tc.ns, CRI: true, Image: "docker.io/library/busybox:e2e"})
 			if d.Tier != tc.want {
 				t.Fatalf("tier %q (rule %s), want %q", d.Tier, d.Rule, tc.want)
 			}

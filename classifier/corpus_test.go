@@ -62,7 +62,7 @@ func TestCorpus(t *testing.T) {
 			findings: []string{"privileged", "dangerous-capability", "non-baseline-capability", "run-as-root", "seccomp-unconfined", "apparmor-unconfined", "privilege-escalation", "writable-rootfs", "host-device", "unmasked-proc"}},
 		{name: "privileged-ci", action: "run", tier: "isolated", rule: "host-access",
 			findings: []string{"privileged", "dangerous-capability", "non-baseline-capability", "run-as-root", "seccomp-unconfined", "apparmor-unconfined", "privilege-escalation", "writable-rootfs", "host-device", "unmasked-proc"}},
-		{name: "privileged-kube-system", action: "run", tier: "trusted", rule: "kube-system",
+		{name: "privileged-kube-system", action: "run", tier: "system", rule: "kube-system",
 			findings: []string{"privileged", "dangerous-capability", "non-baseline-capability", "run-as-root", "seccomp-unconfined", "apparmor-unconfined", "privilege-escalation", "writable-rootfs", "host-device", "unmasked-proc"}},
 		{name: "host-network", action: "run", tier: "isolated", rule: "host-access", findings: []string{"host-namespace"}},
 		{name: "host-pid-path", action: "run", tier: "isolated", rule: "host-access", findings: []string{"host-namespace"}},
@@ -97,7 +97,7 @@ func TestCorpus(t *testing.T) {
 			findings: []string{"host-namespace", "seccomp-unconfined", "unmasked-proc"}},
 		// The CRI annotation claims kube-system, but outside k8s.io it is not believed.
 		{name: "spoofed-kube-system", namespace: "default", action: "run", tier: "isolated", rule: "host-access", findings: []string{"host-namespace"}},
-		{name: "sandbox-kube-system-hostnetwork", action: "run", tier: "trusted", rule: "kube-system", findings: []string{"host-namespace"}},
+		{name: "sandbox-kube-system-hostnetwork", action: "run", tier: "system", rule: "kube-system", findings: []string{"host-namespace"}},
 		{name: "request-upgrade", action: "run", tier: "isolated", rule: "request:triage.io/tier", findings: none},
 		{name: "request-sandboxed", action: "run", tier: "sandboxed", rule: "request:triage.io/tier", findings: none},
 		{name: "request-downgrade", action: "deny", rule: "request:triage.io/tier", findings: none},
@@ -115,7 +115,10 @@ func TestCorpus(t *testing.T) {
 			if ns == "" {
 				ns = classifier.CRINamespace
 			}
-			d := classifier.Classify(p, classifier.Facts{Spec: readSpec(t, tc.name), Namespace: ns, Labels: tc.labels})
+			// As the shim sees them: CRI made the k8s.io containers, and every container has
+			// an image in containerd's records.
+			facts := classifier.Facts{ID: "c1", Spec: readSpec(t, tc.name), Namespace: ns, Labels: tc.labels, CRI: ns == classifier.CRINamespace, Image: "registry.internal/app:1"}
+			d := classifier.Classify(p, facts)
 			if d.Action != tc.action || d.Tier != tc.tier || d.Rule != tc.rule {
 				t.Errorf("decision = %s/%q by rule %q, want %s/%q by rule %q (reason: %s)", d.Action, d.Tier, d.Rule, tc.action, tc.tier, tc.rule, d.Reason)
 			}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -20,28 +21,38 @@ type Finding struct {
 }
 
 // check looks for one risk; it returns the evidence, or "" when the risk is absent.
-// Checks run only on a spec with a process, so s.Process is never nil; s.Linux may be.
+// Checks run only on a spec with a process, so f.Spec.Process is never nil; f.Spec.Linux
+// may be, and f.reach() is never nil.
 type check struct {
 	id  string
-	run func(s *specs.Spec) string
+	run func(f *Facts) string
+}
+
+// onSpec adapts a check that needs the spec alone.
+func onSpec(run func(s *specs.Spec) string) func(f *Facts) string {
+	return func(f *Facts) string { return run(f.Spec) }
 }
 
 // checks run in this order, which is the order of the findings reported (and of
 // policy.FindingIDs).
 var checks = []check{
-	{policy.FindingPrivileged, checkPrivileged},
+	{policy.FindingPrivileged, onSpec(checkPrivileged)},
 	{policy.FindingHostNamespace, checkHostNamespace},
 	{policy.FindingSensitiveHostMount, checkSensitiveHostMount},
-	{policy.FindingDangerousCapability, checkDangerousCapability},
-	{policy.FindingNonBaseline, checkNonBaselineCapability},
-	{policy.FindingRunAsRoot, checkRunAsRoot},
-	{policy.FindingSeccompUnconfined, checkSeccompUnconfined},
-	{policy.FindingApparmorUnconfined, checkApparmorUnconfined},
-	{policy.FindingPrivilegeEscalation, checkPrivilegeEscalation},
-	{policy.FindingWritableRootfs, checkWritableRootfs},
-	{policy.FindingUnsafeSysctl, checkUnsafeSysctl},
-	{policy.FindingHostDevice, HostDeviceAccess},
-	{policy.FindingUnmaskedProc, checkUnmaskedProc},
+	{policy.FindingDangerousCapability, onSpec(checkDangerousCapability)},
+	{policy.FindingNonBaseline, onSpec(checkNonBaselineCapability)},
+	{policy.FindingRunAsRoot, onSpec(checkRunAsRoot)},
+	{policy.FindingSeccompUnconfined, onSpec(checkSeccompUnconfined)},
+	{policy.FindingApparmorUnconfined, onSpec(checkApparmorUnconfined)},
+	{policy.FindingPrivilegeEscalation, onSpec(checkPrivilegeEscalation)},
+	{policy.FindingWritableRootfs, onSpec(checkWritableRootfs)},
+	{policy.FindingUnsafeSysctl, onSpec(checkUnsafeSysctl)},
+	{policy.FindingHostDevice, onSpec(HostDeviceAccess)},
+	{policy.FindingUnmaskedProc, onSpec(checkUnmaskedProc)},
+	{policy.FindingHooks, onSpec(checkHooks)},
+	{policy.FindingHostCgroup, checkHostCgroup},
+	{policy.FindingUnmanagedRootfs, checkUnmanagedRootfs},
+	{policy.FindingUnknownField, checkUnknownFields},
 }
 
 // Findings runs every risk check on the workload and returns what it found, in a fixed
@@ -55,8 +66,8 @@ func Findings(f Facts) []Finding {
 	}
 	out := []Finding{}
 	for _, c := range checks {
-		if ev := c.run(f.Spec); ev != "" {
-			out = append(out, Finding{ID: c.id, Evidence: ev})
+		if ev := c.run(&f); ev != "" {
+			out = append(out, Finding{ID: c.id, Evidence: Bound(ev)})
 		}
 	}
 	return out
@@ -106,20 +117,14 @@ func checkPrivileged(s *specs.Spec) string {
 	return ""
 }
 
-// hostNamespaceTypes are the namespaces a workload must not share with the host.
-var hostNamespaceTypes = []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace}
+// hostNamespaceTypes are the namespaces a workload must not share with the host; a spec
+// without one of them shares the host's.
+var hostNamespaceTypes = []specs.LinuxNamespaceType{
+	specs.NetworkNamespace, specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace,
+}
 
-func checkHostNamespace(s *specs.Spec) string {
-	var ev []string
-	for _, typ := range hostNamespaceTypes {
-		ns, ok := Namespace(s, typ)
-		switch {
-		case !ok:
-			ev = append(ev, fmt.Sprintf("no %s namespace (shares the host's)", typ))
-		case IsHostNamespacePath(ns.Path):
-			ev = append(ev, fmt.Sprintf("%s namespace joins %s", typ, ns.Path))
-		}
-	}
+func checkHostNamespace(f *Facts) string {
+	_, ev := HostNamespaces(f.Spec, f.reach())
 	return strings.Join(ev, "; ")
 }
 
@@ -135,68 +140,8 @@ func Namespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxNamespac
 	return s.Linux.Namespaces[i], true
 }
 
-// IsHostNamespacePath reports a namespace path of the host's init process or of the
-// runtime itself (/proc/self is resolved by runc, on the host).
-func IsHostNamespacePath(p string) bool {
-	if p == "" {
-		return false
-	}
-	p = path.Clean(p)
-	return strings.HasPrefix(p, "/proc/1/ns/") || strings.HasPrefix(p, "/proc/self/ns/") || strings.HasPrefix(p, "/proc/thread-self/ns/")
-}
-
-// sensitiveHostPaths must not be bind-mounted, nor anything below them ("/" only itself).
-var sensitiveHostPaths = []string{
-	"/etc", "/proc", "/sys", "/dev", "/root", "/home", "/boot", "/lib/modules", "/usr/lib/modules",
-	"/var/run/docker.sock", "/run/docker.sock", "/var/run/docker", "/run/docker",
-	"/var/run/containerd", "/run/containerd", "/var/run/crio", "/run/crio",
-	"/var/run/podman", "/run/podman", "/var/run/cri-dockerd.sock", "/run/cri-dockerd.sock",
-	"/var/lib/containerd", "/var/lib/kubelet", "/var/lib/docker", "/var/lib/containers",
-}
-
-// runtimeOwnedPaths are below sensitive paths but hold what the runtime itself bind-mounts
-// into every pod: the CRI plugin's per-sandbox hosts, resolv.conf and /dev/shm, and the
-// kubelet's per-pod volumes and etc-hosts. Mounting them is not a finding.
-var runtimeOwnedPaths = []string{
-	"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/var/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/var/lib/kubelet/pods",
-}
-
-func checkSensitiveHostMount(s *specs.Spec) string {
-	var ev []string
-	for _, m := range s.Mounts {
-		if IsSensitiveHostMount(m) {
-			ev = append(ev, fmt.Sprintf("host %s mounted at %s", m.Source, m.Destination))
-		}
-	}
-	return strings.Join(ev, "; ")
-}
-
-// IsSensitiveHostMount reports a bind mount of the host's root, of a sensitive host path
-// (/etc, /proc, /sys, a container runtime's socket or state, ...) or of a path below one,
-// except the per-pod files the runtime itself mounts.
-func IsSensitiveHostMount(m specs.Mount) bool {
-	if !isBind(m) || m.Source == "" {
-		return false
-	}
-	src := path.Clean(m.Source)
-	return src == "/" || under(src, sensitiveHostPaths) && !strictlyUnder(src, runtimeOwnedPaths)
-}
-
-func isBind(m specs.Mount) bool {
-	return m.Type == "bind" || m.Type == "rbind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-}
-
-// under reports whether p is one of dirs or below one of them.
-func under(p string, dirs []string) bool {
-	return slices.ContainsFunc(dirs, func(d string) bool { return p == d || strings.HasPrefix(p, d+"/") })
-}
-
-// strictlyUnder reports whether p is below one of dirs (not a dir itself).
-func strictlyUnder(p string, dirs []string) bool {
-	return slices.ContainsFunc(dirs, func(d string) bool { return strings.HasPrefix(p, d+"/") })
+func checkSensitiveHostMount(f *Facts) string {
+	return strings.Join(SensitiveMounts(f.Spec, f.reach()), "; ")
 }
 
 func checkDangerousCapability(s *specs.Spec) string {
@@ -330,6 +275,9 @@ func HostDeviceAccess(s *specs.Spec) string {
 	for _, d := range s.Linux.Devices {
 		ev = append(ev, fmt.Sprintf("device %s (%s %d:%d)", d.Path, d.Type, d.Major, d.Minor))
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.Linux.NetDevices)) {
+		ev = append(ev, "host network device "+name+" moved into the container")
+	}
 	if s.Linux.Resources != nil {
 		for _, r := range s.Linux.Resources.Devices {
 			if r.Allow && !IsDefaultDeviceRule(r) {
@@ -390,4 +338,114 @@ func checkUnmaskedProc(s *specs.Spec) string {
 		}
 	}
 	return strings.Join(ev, ", ")
+}
+
+// hookKinds are the OCI hooks in the order the runtime runs them. Each runs as host root,
+// outside the container's namespaces (but createContainer and startContainer, which run in
+// them, with the runtime's privileges).
+func hookKinds(h *specs.Hooks) []struct {
+	name  string
+	hooks []specs.Hook
+} {
+	return []struct {
+		name  string
+		hooks []specs.Hook
+	}{
+		{"prestart", h.Prestart}, {"createRuntime", h.CreateRuntime}, {"createContainer", h.CreateContainer},
+		{"startContainer", h.StartContainer}, {"poststart", h.Poststart}, {"poststop", h.Poststop},
+	}
+}
+
+// Hooks lists the spec's OCI hooks as "KIND PATH".
+func Hooks(s *specs.Spec) []string {
+	if s.Hooks == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range hookKinds(s.Hooks) {
+		for _, h := range k.hooks {
+			out = append(out, k.name+" "+h.Path)
+		}
+	}
+	return out
+}
+
+func checkHooks(s *specs.Spec) string {
+	if hooks := Hooks(s); len(hooks) > 0 {
+		return "runs host programs as root: " + strings.Join(hooks, ", ")
+	}
+	return ""
+}
+
+// CgroupPathProblem says what is wrong with linux.cgroupsPath for container id: a cgroup
+// that exists already (the container would join it, write its limits there and remove it
+// on exit), a path that climbs with "..", or one whose last element is not the container
+// (containerd, nerdctl and the CRI plugin all end it with the id). "" when it is fine.
+func CgroupPathProblem(s *specs.Spec, id string, exists bool) string {
+	if s.Linux == nil || s.Linux.CgroupsPath == "" {
+		return ""
+	}
+	p := s.Linux.CgroupsPath
+	name := path.Base(p)
+	if parts := strings.Split(p, ":"); len(parts) == 3 && !strings.HasPrefix(p, "/") {
+		// systemd's "slice:prefix:name".
+		name = parts[2]
+	}
+	switch {
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Sprintf("cgroupsPath %q climbs out of its parent with ..", p)
+	case exists:
+		return fmt.Sprintf("cgroupsPath %q names a cgroup that exists already: the container would join it, set its limits and remove it on exit", p)
+	case id != "" && name != id:
+		return fmt.Sprintf("cgroupsPath %q does not end with the container's id %q", p, id)
+	}
+	return ""
+}
+
+func checkHostCgroup(f *Facts) string {
+	return CgroupPathProblem(f.Spec, f.ID, f.reach().CgroupExists)
+}
+
+// RootfsProblem says why the root filesystem is not an image's snapshot: the container has
+// no image in containerd's records, or its root is not the bundle's rootfs, where containerd
+// mounts the snapshot. "" when it is.
+func RootfsProblem(s *specs.Spec, r *Reach, image string) string {
+	var ev []string
+	if image == "" {
+		ev = append(ev, "no image in containerd's records (ctr run --rootfs, a hand-made bundle)")
+	}
+	switch {
+	case s.Root == nil:
+		ev = append(ev, "no root filesystem")
+	case !r.Snapshot:
+		ev = append(ev, fmt.Sprintf("root filesystem is host %s, not the bundle's rootfs%s", r.Root, spelled(s.Root.Path, r.Root)))
+	}
+	return strings.Join(ev, "; ")
+}
+
+func checkUnmanagedRootfs(f *Facts) string {
+	return RootfsProblem(f.Spec, f.reach(), f.image())
+}
+
+func checkUnknownFields(f *Facts) string {
+	if len(f.UnknownFields) == 0 {
+		return ""
+	}
+	return "fields this Triage does not know (a newer OCI spec?): " + strings.Join(f.UnknownFields, ", ")
+}
+
+// MaxEvidence bounds a finding's evidence and a decision's reason: they quote the spec,
+// which the workload's author writes.
+const MaxEvidence = 512
+
+// Bound cuts s to MaxEvidence bytes (on a rune boundary) and marks the cut.
+func Bound(s string) string {
+	if len(s) <= MaxEvidence {
+		return s
+	}
+	cut := MaxEvidence
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…[%d bytes cut]", s[:cut], len(s)-cut)
 }

@@ -34,10 +34,10 @@ func TestExplainText(t *testing.T) {
 		"rule:     host-access (../configs/triage.toml:",
 		"reason:   the workload reaches into the host",
 		"findings: 1\n",
-		"  - sensitive-host-mount: host /var/run/docker.sock mounted at /var/run/docker.sock\n",
+		"  - sensitive-host-mount: host /run/docker.sock mounted at /var/run/docker.sock (spec says \"/var/run/docker.sock\")\n",
 		// The hardening of the isolated (Kata) tier, one line per control.
-		"controls: 13\n",
-		"  - sensitive_mounts  kept           allowed: host /var/run/docker.sock at /var/run/docker.sock\n",
+		"controls: 16\n",
+		"  - sensitive_mounts  kept           allowed: host /run/docker.sock mounted at /var/run/docker.sock (spec says \"/var/run/docker.sock\")",
 		"  - apparmor_profile  unsupported    profile \"cri-containerd.apparmor.d\" not applied: the Kata guest has no AppArmor\n",
 		"  - pids_limit        translated     pids.max 4096; applied by the kata-agent inside the guest VM\n",
 	} {
@@ -89,15 +89,15 @@ func TestExplainJSON(t *testing.T) {
 		"reason":   `label triage.io/tier="isolated" asks for stronger isolation than tier "sandboxed" (rule "untrusted-registry"): honoured`,
 		"findings": []any{},
 	}
-	if len(got) != len(want)+1 {
-		t.Errorf("fields = %v, want exactly %v and controls", got, want)
+	if len(got) != len(want)+2 || got["reach"] == nil {
+		t.Errorf("fields = %v, want exactly %v, controls and reach", got, want)
 	}
 	controls, _ := got["controls"].([]any)
-	if len(controls) != 13 {
-		t.Fatalf("controls = %v, want 13", got["controls"])
+	if len(controls) != 16 {
+		t.Fatalf("controls = %v, want 16", got["controls"])
 	}
 	first, _ := controls[0].(map[string]any)
-	if len(first) != 3 || first["id"] != "allow_annotations" || first["status"] != "not-applicable" || first["detail"] == "" {
+	if len(first) != 3 || first["id"] != "unknown_fields" || first["status"] != "not-applicable" || first["detail"] == "" {
 		t.Errorf("controls[0] = %v, want id, status and detail", first)
 	}
 	for k, v := range want {
@@ -123,7 +123,7 @@ func TestExplainHardeningRefusal(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 {
 		t.Fatalf("exit %d, %v:\n%s", code, err, out)
 	}
-	if got.Action != "run" || len(got.Controls) != 13 || !strings.Contains(got.HardeningError, "[tier.t.hardening] run_as_non_root ("+pol+":5:2)") {
+	if got.Action != "run" || len(got.Controls) != 16 || !strings.Contains(got.HardeningError, "[tier.t.hardening] run_as_non_root ("+pol+":5:2)") {
 		t.Errorf("explanation = %+v", got)
 	}
 	_, text, _ := run(t, "explain", "--config", pol, corpus+"ctr-default.json")
@@ -195,7 +195,7 @@ func TestExplainUsage(t *testing.T) {
 
 func TestCheckOK(t *testing.T) {
 	code, out, errOut := run(t, "check", "--config", examplePolicy)
-	if code != 0 || out != "ok: ../configs/triage.toml: 3 tiers, 5 rules, default tier trusted\n" {
+	if code != 0 || out != "ok: ../configs/triage.toml: 4 tiers, 6 rules, default tier trusted\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

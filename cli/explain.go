@@ -7,14 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-
-	"github.com/pelletier/go-toml/v2"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
+	"github.com/triage-runtime/triage/node"
 	"github.com/triage-runtime/triage/policy"
 )
 
@@ -25,6 +23,8 @@ type explanation struct {
 	Controls []hardening.Control `json:"controls,omitempty"`
 	// HardeningError is set when a control refuses the workload: the shim does not start it.
 	HardeningError string `json:"hardening_error,omitempty"`
+	// Reach is what the spec's host-touching fields reach on this node, as judged.
+	Reach *classifier.Reach `json:"reach,omitempty"`
 }
 
 // taskDir is the directory containerd's v2 runtime keeps bundles in, as
@@ -36,7 +36,9 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	fset.SetOutput(stderr)
 	config := fset.String("config", policy.DefaultPath, "policy `file`")
 	namespace := fset.String("namespace", "", "containerd `namespace` (default: taken from a containerd bundle path, else \"default\")")
-	image := fset.String("image", "", "image `reference` (default: annotation io.kubernetes.cri.image-name)")
+	image := fset.String("image", "", "image `reference` as containerd records it (none: the workload has no image)")
+	cri := fset.Bool("cri", true, "in containerd namespace k8s.io, take the workload as made by the CRI plugin, so its io.kubernetes.cri.* annotations are believed (the shim checks containerd's record)")
+	id := fset.String("id", "", "container `id` (default: the bundle folder's name)")
 	output := fset.String("output", "text", "output `format`: text or json")
 	labels := keyValues{}
 	fset.Var(labels, "label", "containerd container label `KEY=VALUE` (repeatable)")
@@ -77,15 +79,26 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	if facts.Namespace == "" {
 		facts.Namespace = bundleNamespace(filepath.Dir(specPath))
 	}
+	facts.CRI = *cri && facts.Namespace == classifier.CRINamespace
+	bundle := filepath.Dir(specPath)
+	facts.ID = *id
+	if facts.ID == "" {
+		facts.ID = filepath.Base(bundle)
+	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
 		fmt.Fprintf(stderr, "triage explain: %s is not a valid OCI spec: %v\n", specPath, err)
 	} else {
 		facts.Spec = &spec
+		facts.UnknownFields, _ = classifier.UnknownFields(data)
+		facts.Reach = node.Host.Resolve(&spec, node.Workload{
+			Bundle: bundle, ID: facts.ID,
+			Sensitive: node.Sensitive("", p.Source, p.AuditLog, bundle, ""),
+		})
 	}
-	e := explanation{Decision: classifier.Classify(p, facts)}
+	e := explanation{Decision: classifier.Classify(p, facts), Reach: facts.Reach}
 	if tier, ok := p.Tier(e.Tier); ok && e.Action == classifier.ActionRun && facts.Spec != nil {
-		controls, err := hardening.Apply(facts.Spec, tier, localHost(tier))
+		controls, err := hardening.Apply(facts.Spec, tier, node.Host.HardeningHost(tier, facts.ID, facts.Reach, facts.UnknownFields))
 		e.Controls = controls
 		if err != nil {
 			e.HardeningError = err.Error()
@@ -99,45 +112,6 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	printDecision(stdout, p, e.Decision)
 	printControls(stdout, e)
 	return nil
-}
-
-// localHost reads the hardening facts of this host, which explain assumes the workload
-// runs on.
-func localHost(t *policy.Tier) hardening.Host {
-	h := hardening.Host{}
-	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
-		h.AppArmor = strings.TrimSpace(string(b)) == "Y"
-	}
-	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil {
-		h.UserNamespaces = strings.TrimSpace(string(b)) != "0"
-	}
-	if t.Kind() == policy.KindKata && t.ConfigPath != "" {
-		h.KataGuestSeccomp = kataGuestSeccomp(t.ConfigPath)
-	}
-	return h
-}
-
-// kataGuestSeccomp reports whether the Kata configuration at path has a hypervisor with
-// disable_guest_seccomp = false (Kata's default is true); false when it cannot be read.
-func kataGuestSeccomp(path string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	var cfg struct {
-		Hypervisor map[string]struct {
-			DisableGuestSeccomp *bool `toml:"disable_guest_seccomp"`
-		} `toml:"hypervisor"`
-	}
-	if toml.Unmarshal(data, &cfg) != nil {
-		return false
-	}
-	for _, hv := range cfg.Hypervisor {
-		if hv.DisableGuestSeccomp != nil && !*hv.DisableGuestSeccomp {
-			return true
-		}
-	}
-	return false
 }
 
 func printControls(w io.Writer, e explanation) {

@@ -14,13 +14,23 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening/execrule"
 	"github.com/triage-runtime/triage/policy"
 )
 
-// Host is what the hardening depends on in the host the delegate runs on. The caller
-// reads it (the shim and `triage explain` on the node).
+// Host is what the hardening depends on in the host the delegate runs on, and what was
+// resolved there about the workload. The caller reads it (the shim and `triage explain`
+// on the node, through package node).
 type Host struct {
+	// ID is the container's id.
+	ID string
+	// Reach is what the spec's host-touching fields reach on the host, indexed like the
+	// spec as Apply gets it; nil judges the spec's text alone (classifier.Lexical).
+	Reach *classifier.Reach
+	// UnknownFields are the spec's fields this Triage does not know
+	// (classifier.UnknownFields).
+	UnknownFields []string
 	// AppArmor: the kernel has AppArmor enabled
 	// (/sys/module/apparmor/parameters/enabled is "Y").
 	AppArmor bool
@@ -31,6 +41,9 @@ type Host struct {
 	// configuration sets disable_guest_seccomp = false). Kata's default is true, which
 	// drops the profile.
 	KataGuestSeccomp bool
+	// GVisorOCISeccomp: runsc applies the OCI seccomp profile inside the sandbox (its
+	// configuration sets oci-seccomp = "true"). runsc's default ignores the profile.
+	GVisorOCISeccomp bool
 }
 
 // Status says how a control took effect for the tier's delegate.
@@ -53,7 +66,10 @@ const (
 
 // Control ids: the [tier.NAME.hardening] key each control comes from.
 const (
+	ControlUnknownFields   = "unknown_fields"
 	ControlAnnotations     = "allow_annotations"
+	ControlHooks           = "hooks"
+	ControlCgroupsPath     = "cgroups_path"
 	ControlHostNamespaces  = "host_namespaces"
 	ControlSensitiveMounts = "sensitive_mounts"
 	ControlHostDevices     = "host_devices"
@@ -89,6 +105,14 @@ var (
 	ErrSensitiveMount = errors.New("sensitive host mount not allowed")
 	// ErrHostDevice: the workload is given host devices and the tier denies it.
 	ErrHostDevice = errors.New("host device not allowed")
+	// ErrHooks: the spec has OCI hooks and the tier denies them.
+	ErrHooks = errors.New("OCI hooks not allowed")
+	// ErrHostCgroup: the spec's cgroupsPath reaches outside its own new cgroup.
+	ErrHostCgroup = errors.New("cgroup outside the container's own")
+	// ErrUnknownField: the spec has fields this Triage does not know.
+	ErrUnknownField = errors.New("unknown spec field")
+	// ErrSeccompUnsupported: the tier's delegate would not apply the tier's seccomp profile.
+	ErrSeccompUnsupported = errors.New("seccomp profile would not be applied")
 	// ErrRunAsRoot: the process runs as root and the tier denies it.
 	ErrRunAsRoot = execrule.ErrRunAsRoot
 	// ErrPrivilegedExec: an exec asks for every capability in a tier that does not allow them.
@@ -109,6 +133,9 @@ func Apply(spec *specs.Spec, t *policy.Tier, h Host) ([]Control, error) {
 	if spec == nil || spec.Process == nil {
 		return nil, &Error{Control: "spec", Tier: t.Name, Msg: "the OCI spec has no process", Err: ErrInvalidSpec}
 	}
+	if h.Reach == nil {
+		h.Reach = classifier.Lexical(spec, "")
+	}
 	a := &applier{spec: spec, tier: t, cfg: hardeningOf(t), kind: t.Kind(), host: h}
 	for _, step := range steps {
 		step(a)
@@ -119,9 +146,12 @@ func Apply(spec *specs.Spec, t *policy.Tier, h Host) ([]Control, error) {
 // steps run in this order. Seccomp comes last: containerd's default profile depends on
 // the capabilities the earlier steps left.
 var steps = []func(*applier){
+	(*applier).unknownFields,
 	(*applier).annotations,
+	(*applier).hooks,
 	(*applier).hostNamespaces,
 	(*applier).sensitiveMounts,
+	(*applier).cgroupsPath,
 	(*applier).hostDevices,
 	(*applier).userNamespace,
 	(*applier).runAsNonRoot,
@@ -153,7 +183,7 @@ type applier struct {
 }
 
 func (a *applier) report(id string, status Status, format string, args ...any) {
-	a.controls = append(a.controls, Control{ID: id, Status: status, Detail: fmt.Sprintf(format, args...)})
+	a.controls = append(a.controls, Control{ID: id, Status: status, Detail: classifier.Bound(fmt.Sprintf(format, args...))})
 }
 
 // enforced reports a control written into the spec: enforced by the host kernel under
@@ -170,7 +200,7 @@ func (a *applier) enforced(id, detail string) {
 }
 
 func (a *applier) refuse(id string, class error, format string, args ...any) {
-	a.errs = append(a.errs, refusal(a.tier, a.cfg, id, class, fmt.Sprintf(format, args...)))
+	a.errs = append(a.errs, refusal(a.tier, a.cfg, id, class, classifier.Bound(fmt.Sprintf(format, args...))))
 	a.report(id, Enforced, "refused: "+format, args...)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
 )
@@ -203,7 +204,7 @@ func TestApplyControls(t *testing.T) {
 			edit: func(s *specs.Spec) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/host/etc", Source: "/etc", Type: "bind", Options: []string{"rbind"}})
 			},
-			id: hardening.ControlSensitiveMounts, status: hardening.Kept, detail: "host /etc at /host/etc"},
+			id: hardening.ControlSensitiveMounts, status: hardening.Kept, detail: "host /etc mounted at /host/etc"},
 		{name: "host_devices allow keeps", runtime: runc, hardening: `host_devices = "allow"`,
 			edit: func(s *specs.Spec) { s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/sda", Type: "b", Major: 8}} },
 			id:   hardening.ControlHostDevices, status: hardening.Kept, detail: "/dev/sda"},
@@ -280,7 +281,30 @@ func TestApplyControls(t *testing.T) {
 					t.Error("profile set")
 				}
 			}},
-		{name: "seccomp under gVisor", runtime: runsc, id: hardening.ControlSeccomp, status: hardening.Translated, detail: "gVisor's sentry"},
+		{name: "seccomp under gVisor", runtime: runsc, host: hardening.Host{GVisorOCISeccomp: true}, id: hardening.ControlSeccomp, status: hardening.Translated, detail: "runsc oci-seccomp"},
+		{name: "hooks stripped", runtime: runc, hardening: `hooks = "strip"
+allowed_hooks = ["/usr/bin/nvidia-ctk"]`, id: hardening.ControlHooks, status: hardening.Enforced, detail: "removed the hooks not in allowed_hooks: /bin/sh",
+			edit: func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh"}, {Path: "/usr/bin/nvidia-ctk"}}}
+			},
+			check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Hooks.Prestart) != 1 || s.Hooks.Prestart[0].Path != "/usr/bin/nvidia-ctk" {
+					t.Errorf("prestart hooks left: %v", s.Hooks.Prestart)
+				}
+			}},
+		{name: "hooks the node adds kept", runtime: runc, hardening: `allowed_hooks = ["/usr/bin/nvidia-ctk"]`, id: hardening.ControlHooks, status: hardening.Kept, detail: "allowed by allowed_hooks",
+			edit: func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/usr/bin/nvidia-ctk"}}}
+			}},
+		{name: "bind source pinned to what was judged", runtime: runc, id: hardening.ControlSensitiveMounts, status: hardening.NotApplicable, detail: "1 bind mount source(s) pinned",
+			edit: func(s *specs.Spec) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "data", Type: "bind"})
+			},
+			check: func(t *testing.T, s *specs.Spec) {
+				if got := s.Mounts[len(s.Mounts)-1].Source; got != "/run/c1/data" {
+					t.Errorf("source %q, want the resolved /run/c1/data", got)
+				}
+			}},
 		{name: "seccomp ignored by the Kata guest", runtime: kata, id: hardening.ControlSeccomp, status: hardening.Unsupported, detail: "disable_guest_seccomp",
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Linux.Seccomp == nil {
@@ -295,12 +319,18 @@ func TestApplyControls(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(s)
 			}
+			if tc.host.Reach == nil {
+				tc.host.Reach = classifier.Lexical(s, "/run/c1")
+			}
+			if tc.runtime == runsc && tc.id != hardening.ControlSeccomp {
+				tc.host.GVisorOCISeccomp = true
+			}
 			cs, err := hardening.Apply(s, tier(t, tc.runtime, tc.hardening), tc.host)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(cs) != 13 {
-				t.Errorf("%d controls, want one per control (13): %v", len(cs), cs)
+			if len(cs) != controls {
+				t.Errorf("%d controls, want one per control (%d): %v", len(cs), controls, cs)
 			}
 			c := control(t, cs, tc.id)
 			if c.Status != tc.status || !strings.Contains(c.Detail, tc.detail) {
@@ -320,6 +350,9 @@ func allows(p *specs.LinuxSeccomp, name string) bool {
 	})
 }
 
+// controls is how many controls Apply reports, one per [tier.NAME.hardening] control.
+const controls = 16
+
 func TestApplyRefuses(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -331,10 +364,18 @@ func TestApplyRefuses(t *testing.T) {
 	}{
 		{"host network", runc, "", func(s *specs.Spec) {
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
-		}, hardening.ErrHostNamespace, `host_namespaces (test.toml:5:2): the workload shares the host's namespaces (no network namespace (the host's))`},
+		}, hardening.ErrHostNamespace, `host_namespaces (test.toml:5:2): the workload shares the host's namespaces (no network namespace (shares the host's))`},
+		{"gVisor that ignores the OCI profile", runsc, "", nil, hardening.ErrSeccompUnsupported, `add oci-seccomp = "true" under [runsc_config]`},
+		{"hooks", runc, "", func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "id > /tmp/pwned"}}}}
+		}, hardening.ErrHooks, "createRuntime /bin/sh"},
+		{"existing cgroup", runc, "", func(s *specs.Spec) { s.Linux.CgroupsPath = "/system.slice/containerd.service" }, hardening.ErrHostCgroup, "does not end with the container's id"},
+		{"parent of the containerd socket", runc, "", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/r", Source: "/run", Type: "bind"})
+		}, hardening.ErrSensitiveMount, "host /run mounted at /r"},
 		{"docker socket", runsc, "", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var/run/docker.sock", Source: "/var/run/docker.sock", Type: "bind"})
-		}, hardening.ErrSensitiveMount, "host /var/run/docker.sock at /var/run/docker.sock"},
+		}, hardening.ErrSensitiveMount, "host /var/run/docker.sock mounted at /var/run/docker.sock"},
 		{"device", kata, "", func(s *specs.Spec) {
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Access: "rwm"})
 		}, hardening.ErrHostDevice, "device cgroup allows a *:* rwm"},
@@ -346,7 +387,8 @@ func TestApplyRefuses(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(s)
 			}
-			cs, err := hardening.Apply(s, tier(t, tc.runtime, tc.hardening), hardening.Host{})
+			host := hardening.Host{ID: "c1", GVisorOCISeccomp: tc.class != hardening.ErrSeccompUnsupported}
+			cs, err := hardening.Apply(s, tier(t, tc.runtime, tc.hardening), host)
 			var he *hardening.Error
 			if !errors.Is(err, tc.class) || !errors.As(err, &he) {
 				t.Fatalf("error %v, want %v", err, tc.class)
@@ -354,8 +396,8 @@ func TestApplyRefuses(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), "[tier.t.hardening]") {
 				t.Errorf("error %q, want it to name the table and contain %q", err, tc.msg)
 			}
-			if len(cs) != 13 {
-				t.Errorf("%d controls returned with the refusal, want 13", len(cs))
+			if len(cs) != controls {
+				t.Errorf("%d controls returned with the refusal, want %d", len(cs), controls)
 			}
 		})
 	}
@@ -380,7 +422,7 @@ func TestApplyInvalidSpec(t *testing.T) {
 func TestApplyCodeBuiltTier(t *testing.T) {
 	s := ctrDefault(t)
 	cs, err := hardening.Apply(s, &policy.Tier{Name: "x", Runtime: runc}, hardening.Host{})
-	if err != nil || len(cs) != 13 || s.Linux.Seccomp == nil || !s.Process.NoNewPrivileges {
+	if err != nil || len(cs) != controls || s.Linux.Seccomp == nil || !s.Process.NoNewPrivileges {
 		t.Errorf("a tier without a hardening table gets the defaults: %v %v", cs, err)
 	}
 }

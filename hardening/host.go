@@ -39,35 +39,8 @@ func hasPrefix(s string, prefixes []string) bool {
 	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(s, p) })
 }
 
-// hostNamespaceTypes are the namespaces a workload must not share with the host. A
-// namespace missing from the spec is the host's.
-var hostNamespaceTypes = []specs.LinuxNamespaceType{
-	specs.NetworkNamespace, specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace,
-}
-
-// hostNamespaces returns the namespaces the spec shares with the host, as evidence.
-func hostNamespaces(s *specs.Spec) (types []specs.LinuxNamespaceType, evidence []string) {
-	var nss []specs.LinuxNamespace
-	if s.Linux != nil {
-		nss = s.Linux.Namespaces
-	}
-	for _, typ := range hostNamespaceTypes {
-		i := slices.IndexFunc(nss, func(ns specs.LinuxNamespace) bool { return ns.Type == typ })
-		switch {
-		case i < 0:
-			evidence = append(evidence, fmt.Sprintf("no %s namespace (the host's)", typ))
-		case classifier.IsHostNamespacePath(nss[i].Path):
-			evidence = append(evidence, fmt.Sprintf("%s namespace joins %s", typ, nss[i].Path))
-		default:
-			continue
-		}
-		types = append(types, typ)
-	}
-	return types, evidence
-}
-
 func (a *applier) hostNamespaces() {
-	types, ev := hostNamespaces(a.spec)
+	types, ev := classifier.HostNamespaces(a.spec, a.host.Reach)
 	switch {
 	case len(types) == 0:
 		a.report(ControlHostNamespaces, NotApplicable, "no host namespace")
@@ -79,6 +52,8 @@ func (a *applier) hostNamespaces() {
 			l.Namespaces = slices.DeleteFunc(l.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == typ })
 			l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: typ})
 		}
+		// The namespaces are reordered: what was resolved of them no longer lines up.
+		a.host.Reach.Namespaces = nil
 		a.report(ControlHostNamespaces, Enforced, "given new namespaces instead of the host's: %s", strings.Join(ev, "; "))
 	default:
 		a.refuse(ControlHostNamespaces, ErrHostNamespace,
@@ -88,20 +63,98 @@ func (a *applier) hostNamespaces() {
 }
 
 func (a *applier) sensitiveMounts() {
-	var ev []string
-	for _, m := range a.spec.Mounts {
-		if classifier.IsSensitiveHostMount(m) {
-			ev = append(ev, fmt.Sprintf("host %s at %s", m.Source, m.Destination))
-		}
-	}
+	ev := classifier.SensitiveMounts(a.spec, a.host.Reach)
 	switch {
 	case len(ev) == 0:
-		a.report(ControlSensitiveMounts, NotApplicable, "no sensitive host mount")
+		a.report(ControlSensitiveMounts, NotApplicable, "no sensitive host mount%s", a.pinSources())
 	case a.cfg.SensitiveMounts == policy.HostAllow:
-		a.report(ControlSensitiveMounts, Kept, "allowed: %s", strings.Join(ev, "; "))
+		a.report(ControlSensitiveMounts, Kept, "allowed: %s%s", strings.Join(ev, "; "), a.pinSources())
 	default:
 		a.refuse(ControlSensitiveMounts, ErrSensitiveMount,
 			"the workload mounts sensitive host paths (%s): remove the hostPath volumes, or set sensitive_mounts = %q", strings.Join(ev, "; "), policy.HostAllow)
+	}
+}
+
+// pinSources writes into each bind mount the source that was judged (resolved against the
+// bundle and through symlinks), so that the runtime mounts what was judged and not what a
+// changed symlink points to by then. It returns a note for the report.
+func (a *applier) pinSources() string {
+	n := 0
+	for i := range a.spec.Mounts {
+		m := &a.spec.Mounts[i]
+		if i >= len(a.host.Reach.Mounts) || !classifier.IsBind(*m) || len(a.host.Reach.Mounts[i].HostPaths) != 1 {
+			continue
+		}
+		if p := a.host.Reach.Mounts[i].HostPaths[0]; p != m.Source {
+			m.Source = p
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d bind mount source(s) pinned to the resolved host path", n)
+}
+
+// hooks removes or refuses the spec's OCI hooks, which the runtime runs as host root;
+// the hooks allowed_hooks names stay.
+func (a *applier) hooks() {
+	all := classifier.Hooks(a.spec)
+	var foreign []string
+	if a.spec.Hooks != nil {
+		allowed := func(h specs.Hook) bool { return slices.Contains(a.cfg.AllowedHooks, h.Path) }
+		for _, hs := range []*[]specs.Hook{&a.spec.Hooks.Prestart, &a.spec.Hooks.CreateRuntime, &a.spec.Hooks.CreateContainer,
+			&a.spec.Hooks.StartContainer, &a.spec.Hooks.Poststart, &a.spec.Hooks.Poststop} {
+			for _, h := range *hs {
+				if !allowed(h) {
+					foreign = append(foreign, h.Path)
+				}
+			}
+			if a.cfg.Hooks == policy.HostStrip {
+				*hs = slices.DeleteFunc(*hs, func(h specs.Hook) bool { return !allowed(h) })
+			}
+		}
+	}
+	switch {
+	case len(all) == 0:
+		a.report(ControlHooks, NotApplicable, "no OCI hooks")
+	case len(foreign) == 0:
+		a.report(ControlHooks, Kept, "allowed by allowed_hooks: %s", strings.Join(all, ", "))
+	case a.cfg.Hooks == policy.HostAllow:
+		a.report(ControlHooks, Kept, "allowed: %s", strings.Join(all, ", "))
+	case a.cfg.Hooks == policy.HostStrip:
+		// Triage removes them before the delegate reads the spec, whatever the delegate.
+		a.report(ControlHooks, Enforced, "removed the hooks not in allowed_hooks: %s", strings.Join(foreign, ", "))
+	default:
+		a.refuse(ControlHooks, ErrHooks,
+			"the spec has OCI hooks, which run on the host as root (%s): remove them, list the node's own in allowed_hooks, or set hooks = %q",
+			strings.Join(all, ", "), policy.HostStrip)
+	}
+}
+
+func (a *applier) cgroupsPath() {
+	problem := classifier.CgroupPathProblem(a.spec, a.host.ID, a.host.Reach.CgroupExists)
+	switch {
+	case problem == "":
+		a.report(ControlCgroupsPath, NotApplicable, "a new cgroup of the container's own")
+	case a.cfg.CgroupsPath == policy.HostAllow:
+		a.report(ControlCgroupsPath, Kept, "allowed: %s", problem)
+	default:
+		a.refuse(ControlCgroupsPath, ErrHostCgroup,
+			"%s: let containerd or the CRI plugin choose the cgroup (a path ending in the container's id), or set cgroups_path = %q", problem, policy.HostAllow)
+	}
+}
+
+func (a *applier) unknownFields() {
+	switch {
+	case len(a.host.UnknownFields) == 0:
+		a.report(ControlUnknownFields, NotApplicable, "every field of the spec is known")
+	case a.cfg.UnknownFields == policy.HostAllow:
+		a.report(ControlUnknownFields, Kept, "allowed: %s", strings.Join(a.host.UnknownFields, ", "))
+	default:
+		a.refuse(ControlUnknownFields, ErrUnknownField,
+			"the spec has fields this Triage does not know, which may reach the host unjudged (%s): remove them, upgrade Triage, or set unknown_fields = %q",
+			strings.Join(a.host.UnknownFields, ", "), policy.HostAllow)
 	}
 }
 

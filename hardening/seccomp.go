@@ -88,7 +88,13 @@ func (a *applier) seccomp() {
 	}
 	switch a.kind {
 	case policy.KindGVisor:
-		a.report(ControlSeccomp, Translated, "%s; enforced by gVisor's sentry on the application's syscalls, which never reach the host kernel", detail)
+		if !a.host.GVisorOCISeccomp {
+			a.refuse(ControlSeccomp, ErrSeccompUnsupported,
+				"%s would be written to the spec, but runsc ignores the OCI profile unless its configuration sets oci-seccomp: add oci-seccomp = \"true\" under [runsc_config] in the tier's config_path (%s), or set seccomp = %q",
+				detail, a.tier.ConfigPath, policy.SeccompKeep)
+			return
+		}
+		a.report(ControlSeccomp, Translated, "%s; applied by gVisor's sentry to the application's syscalls (runsc oci-seccomp), which never reach the host kernel", detail)
 	case policy.KindKata:
 		if a.host.KataGuestSeccomp {
 			a.report(ControlSeccomp, Translated, "%s; applied in the guest VM by the kata-agent", detail)

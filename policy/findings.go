@@ -19,6 +19,10 @@ const (
 	FindingUnsafeSysctl        = "unsafe-sysctl"
 	FindingHostDevice          = "host-device"
 	FindingUnmaskedProc        = "unmasked-proc"
+	FindingHooks               = "hooks"
+	FindingHostCgroup          = "host-cgroup"
+	FindingUnmanagedRootfs     = "unmanaged-rootfs"
+	FindingUnknownField        = "unknown-field"
 )
 
 // findingIDs lists every finding id in the order the classifier reports them.
@@ -37,6 +41,10 @@ var findingIDs = []string{
 	FindingUnsafeSysctl,
 	FindingHostDevice,
 	FindingUnmaskedProc,
+	FindingHooks,
+	FindingHostCgroup,
+	FindingUnmanagedRootfs,
+	FindingUnknownField,
 }
 
 // FindingIDs returns every finding id in the order the classifier reports them.

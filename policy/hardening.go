@@ -72,8 +72,8 @@ type HostAccess string
 const (
 	// HostDeny refuses to start the workload.
 	HostDeny HostAccess = "deny"
-	// HostStrip removes the host access and starts the workload (host_namespaces only:
-	// the workload gets namespaces of its own).
+	// HostStrip removes the host access and starts the workload (host_namespaces: the
+	// workload gets namespaces of its own; hooks: the hooks are removed).
 	HostStrip HostAccess = "strip"
 	// HostAllow lets it through.
 	HostAllow HostAccess = "allow"
@@ -142,6 +142,21 @@ type Hardening struct {
 	// host has AppArmor enabled. runc runtimes only (gVisor and Kata guests have no
 	// AppArmor). Default "": keep the spec's profile.
 	ApparmorProfile string `toml:"apparmor_profile"`
+	// Hooks is what happens to a workload whose spec has OCI hooks, which the runtime runs
+	// as host root: HostDeny refuses it, HostStrip removes the hooks AllowedHooks does not
+	// name, HostAllow keeps every hook. Default HostDeny.
+	Hooks HostAccess `toml:"hooks"`
+	// AllowedHooks are absolute paths of hook programs the node itself adds (a GPU
+	// toolkit's, say): kept, whatever Hooks says. Default none.
+	AllowedHooks []string `toml:"allowed_hooks"`
+	// CgroupsPath is what happens to a workload whose linux.cgroupsPath names an existing
+	// cgroup, climbs with "..", or does not end with the container's id: HostDeny or
+	// HostAllow. Default HostDeny.
+	CgroupsPath HostAccess `toml:"cgroups_path"`
+	// UnknownFields is what happens to a workload whose spec has fields this Triage does
+	// not know (a newer OCI spec, another platform's section): HostDeny or HostAllow.
+	// Default HostDeny: an unknown field may reach the host in ways nothing judged.
+	UnknownFields HostAccess `toml:"unknown_fields"`
 	// AllowAnnotations are key prefixes of delegate-control annotations (io.katacontainers.*,
 	// dev.gvisor.*, io.containerd.runc.v2.group) the tier lets through; the others are
 	// removed from the spec. Default none.
@@ -208,6 +223,18 @@ func (h *Hardening) setDefaults(kind RuntimeKind) {
 	if h.HostDevices == "" {
 		h.HostDevices = HostDeny
 	}
+	if h.Hooks == "" {
+		h.Hooks = HostDeny
+	}
+	if h.AllowedHooks == nil {
+		h.AllowedHooks = []string{}
+	}
+	if h.CgroupsPath == "" {
+		h.CgroupsPath = HostDeny
+	}
+	if h.UnknownFields == "" {
+		h.UnknownFields = HostDeny
+	}
 	if h.AllowAnnotations == nil {
 		h.AllowAnnotations = []string{}
 	}
@@ -251,6 +278,14 @@ func (v *validator) hardening(key string, t *Tier) {
 	v.hostAccess(key+".host_namespaces", h.HostNamespaces, HostDeny, HostStrip, HostAllow)
 	v.hostAccess(key+".sensitive_mounts", h.SensitiveMounts, HostDeny, HostAllow)
 	v.hostAccess(key+".host_devices", h.HostDevices, HostDeny, HostAllow)
+	v.hostAccess(key+".hooks", h.Hooks, HostDeny, HostStrip, HostAllow)
+	v.hostAccess(key+".cgroups_path", h.CgroupsPath, HostDeny, HostAllow)
+	v.hostAccess(key+".unknown_fields", h.UnknownFields, HostDeny, HostAllow)
+	for i, p := range h.AllowedHooks {
+		if !path.IsAbs(p) || path.Clean(p) != p {
+			v.errorf(fmt.Sprintf("%s.allowed_hooks[%d]", key, i), ErrInvalidValue, "%q: give the clean absolute path of the hook program", p)
+		}
+	}
 	kind := t.Kind()
 	if h.UserNamespace && kind != KindRunc {
 		v.errorf(key+".user_namespace", ErrNotForRuntime, "user namespaces are set up by Triage for runc runtimes only, not %q: remove user_namespace", t.Runtime)

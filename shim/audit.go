@@ -30,7 +30,7 @@ func audit(path string, f flags, pod string, facts classifier.Facts, d classifie
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("audit log: %w: fix audit_log in the policy or the folder's permissions", err)
 	}
-	b, err := json.Marshal(auditRecord{Time: time.Now().UTC(), Namespace: f.namespace, ID: f.id, Pod: pod, Image: facts.Image, Decision: d, Controls: controls})
+	b, err := json.Marshal(auditRecord{Time: time.Now().UTC(), Namespace: f.namespace, ID: f.id, Pod: pod, Image: classifier.Bound(facts.Image), Decision: d, Controls: controls})
 	if err != nil {
 		return err
 	}

@@ -77,5 +77,20 @@ func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	}
 	facts.Labels = c.GetContainer().GetLabels()
 	facts.Image = c.GetContainer().GetImage()
+	facts.CRI = madeByCRI(c.GetContainer().GetExtensions())
 	return facts, nil
+}
+
+// The CRI plugin's metadata extensions (containerd internal/cri/labels, the same in 1.6
+// and 2.x). A containerd client such as ctr or nerdctl cannot set a container's
+// extensions; a program using containerd's API can, which takes the node's root.
+const (
+	criContainerExtension = "io.cri-containerd.container.metadata"
+	criSandboxExtension   = "io.cri-containerd.sandbox.metadata"
+)
+
+func madeByCRI[V any](extensions map[string]V) bool {
+	_, c := extensions[criContainerExtension]
+	_, s := extensions[criSandboxExtension]
+	return c || s
 }

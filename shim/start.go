@@ -20,6 +20,7 @@ import (
 
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
+	"github.com/triage-runtime/triage/node"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/front"
@@ -33,8 +34,9 @@ const (
 	// delegate runs.
 	DecisionAnnotation = "triage.io/decision"
 
-	annotationSandboxID = "io.kubernetes.cri.sandbox-id"
-	annotationRuncGroup = "io.containerd.runc.v2.group"
+	annotationSandboxID  = "io.kubernetes.cri.sandbox-id"
+	annotationSandboxUID = "io.kubernetes.cri.sandbox-uid"
+	annotationRuncGroup  = "io.containerd.runc.v2.group"
 )
 
 // placementRule names, in a decision, a denial after classification: the
@@ -95,6 +97,35 @@ func podOf(spec *specs.Spec, id string) (string, error) {
 	return id, nil
 }
 
+// resolve reads what the spec's host-touching fields reach on this node. The folders of
+// containerd's and Triage's own are sensitive; the CRI plugin's and the kubelet's folders
+// of the container's own pod are not, when the CRI plugin made the container.
+func resolve(spec *specs.Spec, f flags, pol *policy.Policy, cri bool) *classifier.Reach {
+	var sandbox, podUID string
+	if cri {
+		sandbox = spec.Annotations[annotationSandboxID]
+		if uid := spec.Annotations[annotationSandboxUID]; identifiers.Validate(uid) == nil {
+			podUID = uid
+		}
+	}
+	return node.Host.Resolve(spec, node.Workload{
+		Bundle:       f.dir,
+		ID:           f.id,
+		Sensitive:    node.Sensitive(state.Root, pol.Source, pol.AuditLog, f.dir, f.address),
+		RuntimeOwned: node.RuntimeOwned(f.dir, sandbox, podUID),
+	})
+}
+
+// refuseUnclassified audits a start refused before the workload could be classified (its
+// spec cannot be read, its pod's name is not an identifier) and returns why.
+func refuseUnclassified(pol *policy.Policy, f flags, cause error) error {
+	d := classifier.Decision{Action: classifier.ActionDeny, Rule: classifier.RuleInvalidSpec, Reason: classifier.Bound(cause.Error()), Findings: []classifier.Finding{}}
+	if err := audit(pol.AuditLog, f, f.id, classifier.Facts{}, d, nil); err != nil {
+		return err
+	}
+	return cause
+}
+
 // start classifies the container, starts its tier's delegate and makes sure a
 // router serves its pod. It returns the router's address. On failure nothing
 // it started or wrote is left behind.
@@ -125,19 +156,19 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		pol, err := loadPolicy(in.options)
 		loaded <- policyResult{pol, err}
 	}()
-	spec, err := state.ReadSpec(bundle)
-	if err != nil {
-		return "", err
-	}
-	podID, err := podOf(spec, f.id)
-	if err != nil {
-		return "", err
-	}
+	spec, raw, specErr := state.ReadSpecBytes(bundle)
 	lp := <-loaded
 	if lp.err != nil {
 		return "", lp.err
 	}
 	pol := lp.pol
+	if specErr != nil {
+		return "", refuseUnclassified(pol, f, specErr)
+	}
+	podID, err := podOf(spec, f.id)
+	if err != nil {
+		return "", refuseUnclassified(pol, f, err)
+	}
 
 	inv := delegate.Invocation{
 		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
@@ -191,7 +222,9 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", r.err
 	}
 	facts := r.facts
-	facts.Spec = spec
+	facts.ID, facts.Spec = f.id, spec
+	facts.UnknownFields, _ = classifier.UnknownFields(raw)
+	facts.Reach = resolve(spec, f, pol, facts.CRI)
 	var d classifier.Decision
 	if member {
 		d = classifier.CheckMember(pol, podDecision, facts)
@@ -202,7 +235,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	tier, binary, d, err := place(ctx, pol, d, f.publishBinary)
 	var controls []hardening.Control
 	if err == nil && tier != nil {
-		controls, err = hardening.Apply(spec, tier, readHost(tier))
+		controls, err = hardening.Apply(spec, tier, node.Host.HardeningHost(tier, f.id, facts.Reach, facts.UnknownFields))
 	}
 	if err != nil {
 		// A tier that cannot run here, or refuses the workload, is a denial too: audit it.
