@@ -21,6 +21,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/triage-runtime/triage/node"
 	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
 )
@@ -273,7 +274,7 @@ type runscConfig struct {
 	RunscConfig map[string]string `toml:"runsc_config"`
 }
 
-func checkRunsc(ctx context.Context, r *tierReport, t *policy.Tier, node nodeView) {
+func checkRunsc(ctx context.Context, r *tierReport, t *policy.Tier, view nodeView) {
 	var cfg runscConfig
 	if t.ConfigPath != "" {
 		data, err := os.ReadFile(t.ConfigPath)
@@ -296,10 +297,18 @@ func checkRunsc(ctx context.Context, r *tierReport, t *policy.Tier, node nodeVie
 	} else {
 		r.note("runsc: %s (%s)", path, v)
 	}
+	switch seccomp := t.Hardening.Seccomp; {
+	case seccomp == policy.SeccompKeep:
+	case node.GVisorOCISeccomp(t.ConfigPath):
+		r.note("oci-seccomp: runsc applies the tier's seccomp profile (%s)", seccomp)
+	default:
+		r.fail(statusUnusable, fmt.Sprintf(`add oci-seccomp = "true" under [runsc_config] in %s, or set [tier.%s.hardening] seccomp = %q`, cmpOr(t.ConfigPath, "the tier's config_path"), t.Name, policy.SeccompKeep),
+			"seccomp = %q, but runsc ignores the OCI profile without oci-seccomp: every workload of the tier is refused", seccomp)
+	}
 	platform := cmpOr(cfg.RunscConfig["platform"], "systrap")
 	switch platform {
 	case "kvm":
-		if err := openDevice(node, "/dev/kvm"); err != nil {
+		if err := openDevice(view, "/dev/kvm"); err != nil {
 			r.fail(statusUnusable, `set runsc_config platform = "systrap" (or load kvm and give access to /dev/kvm)`, "platform kvm needs /dev/kvm: %v", err)
 		} else {
 			r.note("platform kvm: /dev/kvm present (nested KVM may still hang: try systrap if containers do not start)")

@@ -141,10 +141,12 @@ kernel = "@BIN@/runc"
 		runsc    string // runsc config
 		kata     string // Kata config; @SOCK@ is a live remote hypervisor socket, @BIN@ the fake bin dir
 		ruleTier string
-		setup    func(n *doctorNode)
-		wantCode int
-		want     map[string]checkStatus // tier -> status
-		wantWhat []string               // substrings of some problem
+		// noOCISeccomp leaves oci-seccomp out of the runsc config, which every other case has.
+		noOCISeccomp bool
+		setup        func(n *doctorNode)
+		wantCode     int
+		want         map[string]checkStatus // tier -> status
+		wantWhat     []string               // substrings of some problem
 	}{
 		{
 			name: "all ok with a remote hypervisor", runsc: `binary_name = "runsc"` + "\n[runsc_config]\nplatform = \"systrap\"\n",
@@ -190,6 +192,10 @@ kernel = "@BIN@/runc"
 			wantCode: 1, want: map[string]checkStatus{"sandboxed": statusUnusable}, wantWhat: []string{"platform kvm needs /dev/kvm"},
 		},
 		{
+			name: "runsc that ignores the seccomp profile", runsc: "[runsc_config]\nplatform = \"systrap\"\n", noOCISeccomp: true, ruleTier: "sandboxed",
+			wantCode: 1, want: map[string]checkStatus{"sandboxed": statusUnusable}, wantWhat: []string{"runsc ignores the OCI profile without oci-seccomp"},
+		},
+		{
 			name: "runsc binary missing", runsc: `binary_name = "runsc-nope"`, ruleTier: "sandboxed",
 			wantCode: 1, want: map[string]checkStatus{"sandboxed": statusMissing}, wantWhat: []string{`runsc binary "runsc-nope"`},
 		},
@@ -215,8 +221,16 @@ kernel = "@BIN@/runc"
 				tc.setup(n)
 			}
 			kata := strings.NewReplacer("@SOCK@", n.remoteSocket(), "@BIN@", n.bin).Replace(cmpOr(tc.kata, "[hypervisor.remote]\nremote_hypervisor_socket = \"@SOCK@\"\n"))
+			runsc := tc.runsc
+			if !tc.noOCISeccomp {
+				if strings.Contains(runsc, "[runsc_config]") {
+					runsc = strings.Replace(runsc, "[runsc_config]\n", "[runsc_config]\noci-seccomp = \"true\"\n", 1)
+				} else {
+					runsc += "\n[runsc_config]\noci-seccomp = \"true\"\n"
+				}
+			}
 			pol := strings.NewReplacer(
-				"@RUNSC@", n.config("runsc.toml", tc.runsc),
+				"@RUNSC@", n.config("runsc.toml", runsc),
 				"@KATA@", n.config("kata.toml", kata),
 				"@RULE_TIER@", tc.ruleTier,
 			).Replace(doctorPolicy)

@@ -197,12 +197,13 @@ func addRegistry(plugin map[string]any, opts Options) {
 	}
 }
 
-// runscConfig is the runsc handler's ConfigPath: systrap, because the kvm platform hangs here.
+// runscConfig is the runsc handler's ConfigPath: systrap, because the kvm platform hangs
+// here; oci-seccomp, so runsc applies the seccomp profile Triage's hardening writes.
 func runscConfig(env Env, l layout) map[string]any {
 	return map[string]any{
 		"binary_name":  env.Runsc,
 		"root":         l.runscRoot(),
-		"runsc_config": map[string]any{"platform": "systrap"},
+		"runsc_config": map[string]any{"platform": "systrap", "oci-seccomp": "true"},
 	}
 }
 
