@@ -118,6 +118,12 @@ func TestCorpus(t *testing.T) {
 			// As the shim sees them: CRI made the k8s.io containers, and every container has
 			// an image in containerd's records.
 			facts := classifier.Facts{ID: "c1", Spec: readSpec(t, tc.name), Namespace: ns, Labels: tc.labels, CRI: ns == classifier.CRINamespace, Image: "registry.internal/app:1"}
+			if tc.name == "cri-runtime-mounts" {
+				// The node knows the pod: its own sandbox's and kubelet folders are the runtime's.
+				facts.Reach = classifier.Lexical(facts.Spec, "")
+				facts.Reach.RuntimeOwned = []string{"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/0123abcd",
+					"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/0123abcd", "/var/lib/kubelet/pods/5f0e"}
+			}
 			d := classifier.Classify(p, facts)
 			if d.Action != tc.action || d.Tier != tc.tier || d.Rule != tc.rule {
 				t.Errorf("decision = %s/%q by rule %q, want %s/%q by rule %q (reason: %s)", d.Action, d.Tier, d.Rule, tc.action, tc.tier, tc.rule, d.Reason)

@@ -183,16 +183,6 @@ var sensitiveHostPaths = []string{
 	"/run/runc", "/run/triage", "/var/run/triage", "/var/log/triage", "/var/log/pods", "/var/log/containers",
 }
 
-// runtimeOwnedPaths are below sensitive paths but hold what the runtime itself bind-mounts
-// into every pod: the CRI plugin's per-sandbox hosts, resolv.conf and /dev/shm, and the
-// kubelet's per-pod volumes and etc-hosts. Mounting what is below them is not a finding.
-var runtimeOwnedPaths = []string{
-	"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/var/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
-	"/var/lib/kubelet/pods",
-}
-
 // SensitivePath reports a host path that is sensitive on the node r describes: the root,
 // a sensitive folder, a path below one (but for what the runtime owns) or a folder that
 // holds one.
@@ -201,7 +191,7 @@ func (r *Reach) SensitivePath(p string) bool {
 	if p == "/" {
 		return true
 	}
-	if strictlyUnder(p, runtimeOwnedPaths) || strictlyUnder(p, r.RuntimeOwned) {
+	if strictlyUnder(p, r.RuntimeOwned) {
 		return false
 	}
 	near := func(d string) bool { return p == d || isUnder(p, d) || isUnder(d, p) }

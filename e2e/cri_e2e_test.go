@@ -196,9 +196,8 @@ func (n *node) removePod(id string) {
 	n.mustCrictl("rmp", id)
 }
 
-// kernelScript prints a marker, then the kernel: gVisor's dmesg starts with "Starting
-// gVisor"; the host's dmesg may be empty or restricted, so uname -r tells runc apart.
-const kernelScript = `echo "kernel $(uname -r) $(dmesg 2>/dev/null | head -1)"; echo cri-ok; sleep 300`
+// kernelScript prints the kernel (gvisorMark), then a marker.
+const kernelScript = `echo "kernel $(uname -r)"; ` + gvisorMark + `; echo cri-ok; sleep 300`
 
 func TestCRI(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {

@@ -49,7 +49,7 @@ func TestRoutesByPolicy(t *testing.T) {
 
 		// The image is known only from containerd's records: start's guess (runc, started
 		// while it reads them) is wrong here, and withdrawn before runsc's shim starts.
-		out, stderr, code = n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; dmesg | head -1; exit 4")...)
+		out, stderr, code = n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; "+gvisorMark+"; exit 4")...)
 		if code != 4 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("untrusted image: exit %d, dmesg %q, stderr %q; want exit 4 under gVisor", code, out, stderr)
 		}
@@ -57,7 +57,7 @@ func TestRoutesByPolicy(t *testing.T) {
 			t.Fatalf("untrusted image decision %v, want sandboxed by rule untrusted-registry", d)
 		}
 
-		out, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed", image, n.ID("asks"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		out, stderr, code = n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed", image, n.ID("asks"), "sh", "-c", "sleep 0.3; "+gvisorMark)...)
 		if code != 0 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("workload asking for gVisor: exit %d, dmesg %q, stderr %q", code, out, stderr)
 		}
@@ -79,7 +79,7 @@ func TestGVisorExecKillDelete(t *testing.T) {
 		before := n.snapshot()
 		c1 := n.ID("g1")
 		n.mustCtr(n.runArgs("-d", untrustedImage, c1, "sleep", "300")...)
-		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", c1, "sh", "-c", "dmesg | head -1; exit 6")
+		stdout, stderr, code := n.ctr("task", "exec", "--exec-id", "e1", c1, "sh", "-c", ""+gvisorMark+"; exit 6")
 		if code != 6 || !strings.Contains(stdout, "gVisor") {
 			t.Fatalf("exec under gVisor: exit %d, stdout %q, stderr %q; want exit 6 and gVisor's dmesg", code, stdout, stderr)
 		}
@@ -103,7 +103,7 @@ runtime = "io.containerd.runsc.v1"
 shim_path = "`+env.RunscShimNew+`"
 config_path = "@DIR@/runsc-new.toml"
 `)
-		cfg := fmt.Sprintf("binary_name = %q\nroot = %q\n[runsc_config]\n  platform = \"systrap\"\n", env.RunscNew, filepath.Join(n.Dir(), "runsc-new"))
+		cfg := fmt.Sprintf("binary_name = %q\nroot = %q\n[runsc_config]\n  platform = \"systrap\"\n  oci-seccomp = \"true\"\n", env.RunscNew, filepath.Join(n.Dir(), "runsc-new"))
 		if err := os.WriteFile(filepath.Join(n.Dir(), "runsc-new.toml"), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ config_path = "@DIR@/runsc-new.toml"
 		// it keeps for later ones: take the baseline after it.
 		n.mustCtr(n.runArgs("--rm", image, n.ID("warm"), "sleep", "0.3")...)
 		before := n.snapshot()
-		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("new"), "sh", "-c", "sleep 0.3; dmesg | head -1; exit 4")...)
+		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("new"), "sh", "-c", "sleep 0.3; "+gvisorMark+"; exit 4")...)
 		if code != 4 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("new gVisor shim behind Triage: exit %d, dmesg %q, stderr %q; want exit 4 under gVisor", code, out, stderr)
 		}
@@ -141,7 +141,7 @@ func TestWithdrawnGuessLeavesNoAddress(t *testing.T) {
 		n := startNode(t, v, pol)
 		n.mustCtr("images", "tag", image, untrustedImage)
 		before := n.snapshot()
-		out, stderr, code := n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		out, stderr, code := n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; "+gvisorMark)...)
 		if code != 0 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("untrusted image: exit %d, dmesg %q, stderr %q; want exit 0 under gVisor", code, out, stderr)
 		}

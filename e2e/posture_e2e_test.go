@@ -75,7 +75,7 @@ func TestPosture(t *testing.T) {
 		})
 
 		t.Run("sandboxed gVisor", func(t *testing.T) {
-			out, stderr, code := n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed", image, n.ID("posture-gvisor"), "sh", "-c", probe+"; dmesg | head -1")...)
+			out, stderr, code := n.ctr(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed", image, n.ID("posture-gvisor"), "sh", "-c", probe+"; "+gvisorMark)...)
 			if code != 0 {
 				t.Fatalf("probe: exit %d: %s", code, stderr)
 			}

@@ -276,7 +276,7 @@ config_path = "@DIR@/kata-qemu.toml"
 		}
 		before := n.snapshot()
 
-		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("fb"), "sh", "-c", "sleep 0.3; dmesg | head -1")...)
+		out, stderr, code := n.ctr(n.runArgs("--rm", image, n.ID("fb"), "sh", "-c", "sleep 0.3; "+gvisorMark)...)
 		if code != 0 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("tier fast falls back to gVisor: exit %d, out %q, stderr %q", code, out, stderr)
 		}

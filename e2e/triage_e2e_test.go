@@ -29,6 +29,8 @@ const (
 
 var versions = []harness.Version{harness.V16, harness.V2}
 
+const gvisorMark = harness.GVisorMark
+
 // triageBin is the folder holding the built containerd-shim-triage-v2 and triage.
 func triageBin(t *testing.T) string {
 	t.Helper()

@@ -41,9 +41,11 @@ type Workload struct {
 	// Sensitive are folders of the node's own that no workload may mount: Triage's state,
 	// its audit log's and policy's folders, containerd's state and socket folders.
 	Sensitive []string
-	// RuntimeOwned are folders below a sensitive path whose contents the runtime itself
-	// mounts into this pod.
-	RuntimeOwned []string
+	// SandboxID and PodUID name the container's pod when the CRI plugin made it: the
+	// CRI plugin's folders of that sandbox (its hosts, resolv.conf, /dev/shm) and the
+	// kubelet's folder of that pod are the runtime's own mounts, not a finding. Other pods'
+	// folders stay sensitive.
+	SandboxID, PodUID string
 }
 
 func (n Node) host(p string) string {
@@ -55,7 +57,7 @@ func (n Node) host(p string) string {
 // the host; an overlay's lower, upper and work folders alike; a namespace path by the
 // identity (device and inode) of the namespace it names, against init's.
 func (n Node) Resolve(s *specs.Spec, w Workload) *classifier.Reach {
-	r := &classifier.Reach{Sensitive: cleanAll(w.Sensitive), RuntimeOwned: cleanAll(w.RuntimeOwned)}
+	r := &classifier.Reach{Sensitive: cleanAll(w.Sensitive)}
 	for _, m := range s.Mounts {
 		mr := classifier.MountReach{Shared: classifier.SharedPropagation(m.Options)}
 		switch classifier.MountKind(m) {
@@ -70,6 +72,7 @@ func (n Node) Resolve(s *specs.Spec, w Workload) *classifier.Reach {
 		}
 		r.Mounts = append(r.Mounts, mr)
 	}
+	r.RuntimeOwned = runtimeOwned(r.Mounts, w.SandboxID, w.PodUID)
 	if s.Root != nil {
 		r.Root = n.Path(w.Bundle, s.Root.Path)
 		r.Snapshot = r.Root == n.Path(w.Bundle, "rootfs")
@@ -284,14 +287,24 @@ func Sensitive(triageState, policyFile, auditLog, bundle, containerdAddress stri
 	return out
 }
 
-// RuntimeOwned returns the folders whose contents the CRI plugin and the kubelet mount
-// into the pod sandboxID (with Kubernetes uid podUID): its own sandbox folder in
-// containerd's state, and the kubelet's folder of the pod. Other pods' folders stay
-// sensitive.
-func RuntimeOwned(bundle, sandboxID, podUID string) []string {
+// criSandboxes is where the CRI plugin keeps each sandbox's files, in containerd's root
+// and state folders (the same in 1.6 and 2.x).
+const criSandboxes = "/io.containerd.grpc.v1.cri/sandboxes/"
+
+// runtimeOwned returns the folders whose contents the CRI plugin and the kubelet mount into
+// the pod sandboxID (with Kubernetes uid podUID): its sandbox folder in containerd's root or
+// state, wherever a mount reaches it, and the kubelet's folder of the pod.
+func runtimeOwned(mounts []classifier.MountReach, sandboxID, podUID string) []string {
 	var out []string
-	if st := ContainerdState(bundle); st != "" && sandboxID != "" {
-		out = append(out, filepath.Join(st, "io.containerd.grpc.v1.cri/sandboxes", sandboxID))
+	if sandboxID != "" {
+		own := criSandboxes + sandboxID + "/"
+		for _, m := range mounts {
+			for _, p := range m.HostPaths {
+				if i := strings.Index(p, own); i >= 0 && !slices.Contains(out, p[:i+len(own)-1]) {
+					out = append(out, p[:i+len(own)-1])
+				}
+			}
+		}
 	}
 	if podUID != "" {
 		out = append(out, filepath.Join("/var/lib/kubelet/pods", podUID))

@@ -152,9 +152,15 @@ func TestSensitiveAndOwned(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Sensitive = %q, want %q", got, want)
 	}
-	owned := RuntimeOwned(bundle, "p1", "uid-1")
-	if strings.Join(owned, ",") != "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/p1,/var/lib/kubelet/pods/uid-1" {
-		t.Errorf("RuntimeOwned = %q", owned)
+	mounts := []classifier.MountReach{
+		{HostPaths: []string{"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/p1/hosts"}},
+		{HostPaths: []string{"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/p1/shm"}},
+		{HostPaths: []string{"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/p2/shm"}},
+	}
+	owned := runtimeOwned(mounts, "p1", "uid-1")
+	want = []string{"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/p1", "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/p1", "/var/lib/kubelet/pods/uid-1"}
+	if strings.Join(owned, ",") != strings.Join(want, ",") {
+		t.Errorf("runtimeOwned = %q, want %q (not p2's)", owned, want)
 	}
 }
 

@@ -109,10 +109,11 @@ func resolve(spec *specs.Spec, f flags, pol *policy.Policy, cri bool) *classifie
 		}
 	}
 	return node.Host.Resolve(spec, node.Workload{
-		Bundle:       f.dir,
-		ID:           f.id,
-		Sensitive:    node.Sensitive(state.Root, pol.Source, pol.AuditLog, f.dir, f.address),
-		RuntimeOwned: node.RuntimeOwned(f.dir, sandbox, podUID),
+		Bundle:    f.dir,
+		ID:        f.id,
+		Sensitive: node.Sensitive(state.Root, pol.Source, pol.AuditLog, f.dir, f.address),
+		SandboxID: sandbox,
+		PodUID:    podUID,
 	})
 }
 
