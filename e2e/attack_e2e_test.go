@@ -4,12 +4,19 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/e2e/harness"
 )
@@ -166,17 +173,26 @@ func TestAttacks(t *testing.T) {
 			})
 		}
 
+		// ctr has no task update: send containerd's Tasks.Update as its client does.
 		t.Run("update cannot lift the pids limit", func(t *testing.T) {
 			n.t = t
 			id := n.ID("pids")
 			n.mustCtr(n.runArgs("-d", image, id, "sleep", "300")...)
 			defer n.removeTasks(id)
-			res := filepath.Join(t.TempDir(), "res.json")
-			if err := os.WriteFile(res, []byte(`{"pids":{"limit":-1}}`), 0o644); err != nil {
+			conn, err := grpc.NewClient("unix://"+n.Address(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, stderr, code := n.ctr("task", "update", "--resources", res, id); code == 0 || !strings.Contains(stderr, "pids_limit") {
-				t.Errorf("update to pids.limit -1: exit %d, %s; want a refusal naming pids_limit", code, stderr)
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "containerd-namespace", "default"), cmdTimeout)
+			defer cancel()
+			// The resources as containerd's client marshals them (typeurl: JSON).
+			_, err = tasksapi.NewTasksClient(conn).Update(ctx, &tasksapi.UpdateTaskRequest{ContainerID: id, Resources: &anypb.Any{
+				TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+				Value:   []byte(`{"pids":{"limit":-1}}`),
+			}})
+			if err == nil || !strings.Contains(err.Error(), "pids_limit") {
+				t.Errorf("update to pids.limit -1: %v; want a refusal naming pids_limit", err)
 			}
 			if got := n.hostPidsMax(id); got != "4096" {
 				t.Errorf("pids.max = %s after the refused update, want 4096", got)
@@ -185,7 +201,7 @@ func TestAttacks(t *testing.T) {
 
 		t.Run("strict seccomp is applied under gVisor", func(t *testing.T) {
 			n.t = t
-			script := `for c in "unshare -U true" "chroot / true"; do if $c 2>/dev/null; then echo "ESCAPED $c"; else echo "blocked $c"; fi; done; ` + gvisorMark
+			script := `for c in "unshare -U true" "chroot / true"; do if $c 2>/dev/null; then echo "ESCAPED $c"; else echo "blocked $c"; fi; done; ` + gvisorMark + `; sleep 0.3`
 			out, stderr, code := n.ctr(append(n.runArgs("--rm"), append(sandboxed, image, n.ID("strict"), "sh", "-c", script)...)...)
 			if code != 0 || !strings.Contains(out, "gVisor") {
 				t.Fatalf("exit %d, not under gVisor:\n%s\n%s", code, out, stderr)
@@ -198,7 +214,7 @@ func TestAttacks(t *testing.T) {
 		t.Run("no image runs under gVisor", func(t *testing.T) {
 			n.t = t
 			id := n.ID("noimage")
-			out, stderr, code := n.ctr(append(n.runArgs("--rm", "--rootfs"), busyboxRootfs(t), id, "sh", "-c", gvisorMark)...)
+			out, stderr, code := n.ctr(append(n.runArgs("--rm", "--rootfs"), busyboxRootfs(t), id, "/bin/sh", "-c", gvisorMark+"; sleep 0.3")...)
 			if code != 0 || !strings.Contains(out, "gVisor") {
 				t.Fatalf("exit %d, want it run under gVisor:\n%s\n%s", code, out, stderr)
 			}

@@ -33,10 +33,10 @@ func (v Version) String() string {
 const (
 	BusyboxImage = "docker.io/library/busybox:e2e"
 	// GVisorMark is a shell command that prints "on gVisor's kernel" when it runs under
-	// gVisor, whose kernel reports release 4.4.0 (this machine's is 6.x). gVisor's dmesg says
-	// so too, but the hardened tiers' seccomp profile refuses syslog(2) to a process without
-	// CAP_SYSLOG, as it should.
-	GVisorMark = `if [ "$(uname -r)" = 4.4.0 ]; then echo "on gVisor's kernel"; fi`
+	// gVisor, whose kernel reports release 4.4.0 or, in later releases, "4.19.0-gvisor"
+	// (this machine's is 6.x). gVisor's dmesg says so too, but the hardened tiers' seccomp
+	// profile refuses syslog(2) to a process without CAP_SYSLOG, as it should.
+	GVisorMark = `case "$(uname -r)" in 4.4.0|*gvisor*) echo "on gVisor's kernel";; esac`
 	PauseImage = "localhost/e2e/pause:1"
 )
 
