@@ -88,6 +88,7 @@ func facts(opts ...func(*Facts)) Facts {
 func annotation(k, v string) func(*Facts) { return func(f *Facts) { f.Spec.Annotations[k] = v } }
 func label(k, v string) func(*Facts)      { return func(f *Facts) { f.Labels[k] = v } }
 func image(ref string) func(*Facts)       { return func(f *Facts) { f.Image = ref } }
+func digest(d string) func(*Facts)        { return func(f *Facts) { f.ImageDigest = d } }
 
 func TestClassify(t *testing.T) {
 	cases := []struct {
@@ -102,7 +103,9 @@ func TestClassify(t *testing.T) {
 		{name: "default", facts: facts(), action: ActionRun, tier: "trusted", rule: RuleDefault, reason: "no rule matched"},
 		{name: "image rule", facts: facts(image("ci.example/builder:1")), action: ActionRun, tier: "sandboxed", rule: "ci-images", reason: "CI images"},
 		{name: "image glob does not cross /", facts: facts(image("ci.example/team/builder:1")), action: ActionRun, tier: "trusted", rule: RuleDefault},
-		{name: "digest rule", facts: facts(image("docker.io/library/alpine@sha256:0123abcd")), action: ActionRun, tier: "trusted", rule: "pinned-digest"},
+		{name: "digest rule", facts: facts(image("docker.io/library/alpine@sha256:0123abcd"), digest("sha256:0123abcd")), action: ActionRun, tier: "trusted", rule: "pinned-digest"},
+		{name: "digest rule sees the content, not the tag", facts: facts(image("docker.io/library/alpine@sha256:0123abcd"), digest("sha256:ffff")), action: ActionRun, tier: "trusted", rule: RuleDefault},
+		{name: "digest rule on a tag of that content", facts: facts(image("docker.io/library/alpine:3"), digest("sha256:0123abcd")), action: ActionRun, tier: "trusted", rule: "pinned-digest"},
 		{name: "label rule", facts: facts(label("team", "red-1")), action: ActionRun, tier: "isolated", rule: "team-label"},
 		{name: "label rule needs the key", facts: facts(label("owner", "red-1")), action: ActionRun, tier: "trusted", rule: RuleDefault},
 		{name: "deny rule with expression", facts: facts(annotation("CAP_SYS_ADMIN", "x"), func(f *Facts) {

@@ -50,6 +50,9 @@ type Facts struct {
 	// Image is the image reference from containerd's container record; when empty, the
 	// CRI annotation io.kubernetes.cri.image-name is used (for CRI's containers only).
 	Image string
+	// ImageDigest is the digest containerd's image record of Image holds (its target);
+	// "" when unknown.
+	ImageDigest string
 }
 
 // cri reports whether the CRI plugin made the container, so its annotations are facts.
@@ -87,6 +90,7 @@ func (f *Facts) subject(findings []Finding) *policy.Subject {
 	s := &policy.Subject{
 		Namespace:       f.Namespace,
 		Image:           f.image(),
+		ImageDigest:     f.ImageDigest,
 		Labels:          nonNil(f.Labels),
 		Annotations:     ann,
 		NamespaceLabels: nonNil(f.NamespaceLabels),

@@ -38,6 +38,7 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	namespace := fset.String("namespace", "", "containerd `namespace` (default: taken from a containerd bundle path, else \"default\")")
 	image := fset.String("image", "", "image `reference` as containerd records it (none: the workload has no image)")
 	cri := fset.Bool("cri", true, "in containerd namespace k8s.io, take the workload as made by the CRI plugin, so its io.kubernetes.cri.* annotations are believed (the shim checks containerd's record)")
+	imageDigest := fset.String("image-digest", "", "`digest` of the content containerd's record of the image holds (sha256:…)")
 	id := fset.String("id", "", "container `id` (default: the bundle folder's name)")
 	output := fset.String("output", "text", "output `format`: text or json")
 	labels := keyValues{}
@@ -75,6 +76,7 @@ func explain(args []string, stdout, stderr io.Writer) error {
 		NamespaceLabels: nsLabels,
 		Labels:          labels,
 		Image:           *image,
+		ImageDigest:     *imageDigest,
 	}
 	if facts.Namespace == "" {
 		facts.Namespace = bundleNamespace(filepath.Dir(specPath))

@@ -17,6 +17,9 @@ type Subject struct {
 	K8sNamespace string `cel:"k8s_namespace"`
 	// Image is the image reference; "" when unknown.
 	Image string `cel:"image"`
+	// ImageDigest is the digest of the content containerd's image record of Image holds
+	// (its target): what runs, whatever the reference says. "" when unknown.
+	ImageDigest string `cel:"image_digest"`
 	// ContainerType is the CRI container type ("sandbox" or "container"); "" outside CRI.
 	ContainerType string `cel:"container_type"`
 	// Labels are the containerd container labels.
@@ -39,6 +42,7 @@ type compiledMatch struct {
 	namespaces, containerdNamespaces, images []glob
 	labels, annotations, namespaceLabels     []selector
 	findings                                 []string
+	requireDigest                            bool
 	expr                                     *expression // nil without an expression
 }
 
@@ -57,7 +61,8 @@ func (r *Rule) Matches(s *Subject) (bool, error) {
 	}
 	ok := (len(m.namespaces) == 0 || s.K8sNamespace != "" && anyGlob(m.namespaces, s.K8sNamespace)) &&
 		(len(m.containerdNamespaces) == 0 || anyGlob(m.containerdNamespaces, s.Namespace)) &&
-		(len(m.images) == 0 || s.Image != "" && anyImage(m.images, s.Image)) &&
+		(len(m.images) == 0 || s.Image != "" && anyImage(m.images, s)) &&
+		(!m.requireDigest || Pinned(s.Image, s.ImageDigest)) &&
 		selects(m.labels, s.Labels) &&
 		selects(m.annotations, s.Annotations) &&
 		selects(m.namespaceLabels, s.NamespaceLabels) &&
@@ -78,6 +83,7 @@ func compileMatch(m *Match) *compiledMatch {
 		labels:               selectors(m.Labels),
 		annotations:          selectors(m.Annotations),
 		namespaceLabels:      selectors(m.NamespaceLabels),
+		requireDigest:        m.RequireDigest,
 		findings:             m.Findings,
 	}
 }
@@ -103,17 +109,24 @@ func anyGlob(gs []glob, s string) bool {
 }
 
 // anyImage matches image references; a "sha256:" pattern matches the reference's digest.
-func anyImage(gs []glob, image string) bool {
-	digest := image
-	if i := strings.LastIndexByte(image, '@'); i >= 0 {
-		digest = image[i+1:]
-	}
+// anyImage matches the image's reference against the name patterns, and the digest of the
+// content its record holds against the "sha256:" patterns: a reference's own "@sha256:…"
+// is text anyone who tags an image can write.
+func anyImage(gs []glob, s *Subject) bool {
 	return slices.ContainsFunc(gs, func(g glob) bool {
 		if g.digest {
-			return g.match(digest)
+			return s.ImageDigest != "" && g.match(s.ImageDigest)
 		}
-		return g.match(image)
+		return g.match(s.Image)
 	})
+}
+
+// Pinned reports an image reference that names its content by digest (NAME@sha256:…),
+// when that digest is the one containerd's record of it holds (recorded): a local tag
+// (`ctr images tag`) cannot take the name and digest of a registry's image.
+func Pinned(image, recorded string) bool {
+	i := strings.LastIndexByte(image, '@')
+	return i >= 0 && recorded != "" && image[i+1:] == recorded
 }
 
 func selects(sel []selector, values map[string]string) bool {

@@ -28,3 +28,36 @@ func TestMatchesNeedsParse(t *testing.T) {
 		t.Errorf("Matches on a rule not built by Parse = %v, %v; want false, errNotCompiled", ok, err)
 	}
 }
+
+func TestRequireDigest(t *testing.T) {
+	p, err := Parse("p.toml", []byte(`default_tier = "a"
+[tier.a]
+strength = 1
+runtime = "io.containerd.runc.v2"
+[[rule]]
+name = "pinned"
+tier = "a"
+reason = "pinned"
+  [rule.match]
+  images = ["registry.internal/*"]
+  require_digest = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, image, recorded string
+		want                  bool
+	}{
+		{"pinned, and the record holds that digest", "registry.internal/app@sha256:aa", "sha256:aa", true},
+		{"a local tag claiming the digest", "registry.internal/app@sha256:aa", "sha256:bb", false},
+		{"a tag", "registry.internal/app:1", "sha256:aa", false},
+		{"record unknown", "registry.internal/app@sha256:aa", "", false},
+	}
+	for _, tc := range cases {
+		got, err := p.Rules[0].Matches(&Subject{Image: tc.image, ImageDigest: tc.recorded})
+		if err != nil || got != tc.want {
+			t.Errorf("%s: match %t (%v), want %t", tc.name, got, err, tc.want)
+		}
+	}
+}

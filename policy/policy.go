@@ -128,9 +128,13 @@ type Match struct {
 	// ContainerdNamespaces are globs on the containerd namespace (k8s.io, default, ...).
 	ContainerdNamespaces []string `toml:"containerd_namespaces"`
 	// Images are globs on the image reference as containerd recorded it. A pattern that
-	// starts with "sha256:" matches the digest of the reference (after '@') instead.
-	// A workload without an image reference matches none.
+	// starts with "sha256:" matches the digest of the content containerd's image record
+	// holds instead. A workload without an image reference matches none.
 	Images []string `toml:"images"`
+	// RequireDigest matches only an image referenced by digest (NAME@sha256:…) whose
+	// digest is the one containerd's image record holds, so that a local tag of other
+	// content cannot pass for a registry's image. Default false.
+	RequireDigest bool `toml:"require_digest"`
 	// Labels select containerd container labels: the key must be present and its value
 	// must match the glob.
 	Labels map[string]string `toml:"labels"`

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	imagesapi "github.com/containerd/containerd/api/services/images/v1"
 	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/triage-runtime/triage/classifier"
 )
@@ -45,8 +48,9 @@ func containerdConn(address string) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-// gatherFacts reads what containerd knows about the container: its labels
-// and image, and its namespace's labels. Trust decisions depend on them, so
+// gatherFacts reads what containerd knows about the container: its labels,
+// its image and the digest the image's record holds, and its namespace's
+// labels. Trust decisions depend on them, so
 // failing to read them fails the start.
 func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	facts := classifier.Facts{Namespace: f.namespace}
@@ -78,6 +82,17 @@ func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	facts.Labels = c.GetContainer().GetLabels()
 	facts.Image = c.GetContainer().GetImage()
 	facts.CRI = madeByCRI(c.GetContainer().GetExtensions())
+	if facts.Image != "" {
+		img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: facts.Image})
+		switch {
+		case status.Code(err) == codes.NotFound:
+			// The image was removed since the container was made: its content is unknown.
+		case err != nil:
+			return facts, fmt.Errorf("read image %s from containerd at %s: %w", facts.Image, f.address, err)
+		default:
+			facts.ImageDigest = img.GetImage().GetTarget().GetDigest()
+		}
+	}
 	return facts, nil
 }
 
