@@ -108,8 +108,6 @@ func busyboxRootfs(t *testing.T) string {
 func TestAttacks(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, attackPolicy(t))
-		// Subtests point n.t at themselves; the node's cleanup reports to this test.
-		defer func() { n.t = t }()
 		link := filepath.Join(t.TempDir(), "etc-link")
 		if err := os.Symlink("/etc", link); err != nil {
 			t.Fatal(err)
@@ -145,7 +143,7 @@ func TestAttacks(t *testing.T) {
 		}
 		for i, a := range refused {
 			t.Run(a.name, func(t *testing.T) {
-				n.t = t
+				n := n.in(t)
 				id := n.ID(fmt.Sprintf("attack%d", i))
 				args := append(n.runArgs("--rm"), a.flags...)
 				args = append(args, image, id, "sh", "-c", "cat /h/shadow /h/containerd/containerd.sock; echo RAN")
@@ -175,7 +173,7 @@ func TestAttacks(t *testing.T) {
 
 		// ctr has no task update: send containerd's Tasks.Update as its client does.
 		t.Run("update cannot lift the pids limit", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			id := n.ID("pids")
 			n.mustCtr(n.runArgs("-d", image, id, "sleep", "300")...)
 			defer n.removeTasks(id)
@@ -200,7 +198,7 @@ func TestAttacks(t *testing.T) {
 		})
 
 		t.Run("strict seccomp is applied under gVisor", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			script := `for c in "unshare -U true" "chroot / true"; do if $c 2>/dev/null; then echo "ESCAPED $c"; else echo "blocked $c"; fi; done; ` + gvisorMark + `; sleep 0.3`
 			out, stderr, code := n.ctr(append(n.runArgs("--rm"), append(sandboxed, image, n.ID("strict"), "sh", "-c", script)...)...)
 			if code != 0 || !strings.Contains(out, "gVisor") {
@@ -212,7 +210,7 @@ func TestAttacks(t *testing.T) {
 		})
 
 		t.Run("no image runs under gVisor", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			id := n.ID("noimage")
 			out, stderr, code := n.ctr(append(n.runArgs("--rm", "--rootfs"), busyboxRootfs(t), id, "/bin/sh", "-c", gvisorMark+"; sleep 0.3")...)
 			if code != 0 || !strings.Contains(out, "gVisor") {
@@ -224,7 +222,7 @@ func TestAttacks(t *testing.T) {
 		})
 
 		t.Run("the host's root as root filesystem", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			id := n.ID("rootfs-host")
 			out, _, code := n.ctr(append(n.runArgs("--rm", "--rootfs"), "/", id, "true")...)
 			defer n.ctr("container", "delete", id)
@@ -240,7 +238,7 @@ func TestAttacks(t *testing.T) {
 		// shown here: containerd decodes a spec into its own types, of the same runtime-spec
 		// version as Triage's, and drops what they lack; the unit tests cover them.)
 		t.Run("hooks in a hand-written spec", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			marker := filepath.Join(t.TempDir(), "hook-ran")
 			var spec map[string]any
 			if err := json.Unmarshal([]byte(n.mustCtr("oci", "spec")), &spec); err != nil {
@@ -273,7 +271,7 @@ func TestAttacks(t *testing.T) {
 		})
 
 		t.Run("attacker strings are bounded", func(t *testing.T) {
-			n.t = t
+			n := n.in(t)
 			id := n.ID("long")
 			out, stderr, code := n.ctr(append(n.runArgs("--rm", "--annotation", "triage.io/tier="+strings.Repeat("x", 100<<10)), image, id, "true")...)
 			n.ctr("container", "delete", id)
@@ -293,4 +291,42 @@ func nsArgs(ns string) []string {
 		return nil
 	}
 	return []string{"-n", ns}
+}
+
+// TestCRIAttacks: hostPath volumes that reach the host, through crictl, in a runc pod and in
+// a gVisor pod: the container is refused, and the refusal audited.
+func TestCRIAttacks(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startCRINode(t, v, criPolicy)
+		cases := []struct {
+			name, namespace, hostPath string
+		}{
+			{"runc pod mounting /run", "default", "/run"},
+			{"gVisor pod mounting /run", "tenant-a", "/run"},
+			{"runc pod mounting /var/lib", "default", "/var/lib"},
+			{"gVisor pod mounting containerd's folder", "tenant-b", n.Dir()},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				n := n.in(t)
+				podID, podFile := n.runPod(pod{name: fmt.Sprintf("hostpath%d", i), namespace: tc.namespace})
+				defer n.removePod(podID)
+				c := container{name: "c", script: "ls /h; echo cri-ok; sleep 300",
+					mounts: []map[string]any{{"container_path": "/h", "host_path": tc.hostPath, "readonly": true}}}
+				id := n.mustCrictl("create", podID, c.file(t), podFile)
+				_, stderr, code := n.crictl("start", id)
+				if code == 0 {
+					t.Fatalf("container with hostPath %s started", tc.hostPath)
+				}
+				if !strings.Contains(stderr, "sensitive host mount not allowed") {
+					t.Errorf("the error does not name the refusal: %s", stderr)
+				}
+				rec := n.auditOf(id)
+				if rec["action"] != "deny" || !strings.Contains(strings.Join(findingIDsOf(rec), ","), "sensitive-host-mount") {
+					t.Errorf("audit: %v, want a denial with sensitive-host-mount", rec)
+				}
+				n.crictl("rm", id)
+			})
+		}
+	})
 }

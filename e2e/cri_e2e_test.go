@@ -129,6 +129,7 @@ type container struct {
 	name, image, script string
 	annotations         map[string]string
 	privileged          bool
+	mounts              []map[string]any // CRI Mount objects
 }
 
 func (c container) file(t *testing.T) string {
@@ -145,6 +146,9 @@ func (c container) file(t *testing.T) string {
 	}
 	if c.privileged {
 		cfg["linux"] = map[string]any{"security_context": map[string]any{"privileged": true}}
+	}
+	if c.mounts != nil {
+		cfg["mounts"] = c.mounts
 	}
 	return writeConfig(t, c.name+".ctr.json", cfg)
 }

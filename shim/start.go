@@ -117,6 +117,28 @@ func resolve(spec *specs.Spec, f flags, pol *policy.Policy, cri bool) *classifie
 	})
 }
 
+// podLives tells whether a pod with a decision still has a container that containerd
+// knows: a member other than this one with a bundle beside this container's. A start
+// that died half-way (its process killed) can leave a decision, and members, that no
+// container backs: such a pod is stale, and its state is cleared, so that the container
+// starting now is classified afresh rather than by what a dead start decided.
+func podLives(pod *state.Pod, bundle string) (bool, error) {
+	members, err := pod.Members()
+	if err != nil {
+		return false, err
+	}
+	self := filepath.Base(bundle)
+	for _, id := range members {
+		if id == self {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(bundle), id)); err == nil {
+			return true, nil
+		}
+	}
+	return false, pod.Clear()
+}
+
 // refuseUnclassified audits a start refused before the workload could be classified (its
 // spec cannot be read, its pod's name is not an identifier) and returns why.
 func refuseUnclassified(pol *policy.Policy, f flags, cause error) error {
@@ -197,6 +219,9 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	var podDecision classifier.Decision
 	member, err := pod.Decision(&podDecision)
+	if err == nil && member {
+		member, err = podLives(pod, bundle)
+	}
 	if err != nil {
 		pod.Unlock()
 		return "", err

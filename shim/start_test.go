@@ -2,12 +2,16 @@ package shim
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/shim/state"
 )
 
 // containerd 2.4+ hears task API v3 (and then sends a pod's later containers straight to
@@ -79,6 +83,54 @@ func TestWriteAddress(t *testing.T) {
 			}
 			if string(got) != tc.want {
 				t.Fatalf("./address holds %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPodLives: a pod whose members containerd no longer has (a start killed half-way) is
+// stale; its state is cleared, so the next container is classified afresh.
+func TestPodLives(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "containerd.sock")
+	t.Cleanup(func() { os.RemoveAll(state.ContainerdDir(addr)) })
+	nsDir := t.TempDir()
+	for _, id := range []string{"sandbox", "app"} {
+		if err := os.Mkdir(filepath.Join(nsDir, id), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name    string
+		members []string
+		lives   bool
+	}{
+		{"a running sandbox", []string{"sandbox"}, true},
+		{"no member: the first start died before recording one", nil, false},
+		{"only members without a bundle", []string{"gone"}, false},
+		{"only the starting container itself", []string{"app"}, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod, err := state.LockPod(addr, "ns", fmt.Sprintf("pod%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pod.Remove()
+			if err := pod.SetDecision(classifier.Decision{Action: classifier.ActionRun, Tier: "sandboxed"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tc.members {
+				if err := pod.AddMember(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lives, err := podLives(pod, filepath.Join(nsDir, "app"))
+			if err != nil || lives != tc.lives {
+				t.Fatalf("podLives = %t, %v; want %t", lives, err, tc.lives)
+			}
+			var d classifier.Decision
+			if had, _ := pod.Decision(&d); had != tc.lives {
+				t.Errorf("after podLives the pod has a decision: %t, want %t", had, tc.lives)
 			}
 		})
 	}

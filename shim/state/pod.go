@@ -175,6 +175,21 @@ func (p *Pod) RemoveMember(id string) (remaining []string, err error) {
 	return p.Members()
 }
 
+// Clear forgets the pod's decision and members, keeping the folder and its lock: the
+// pod starts again.
+func (p *Pod) Clear() error {
+	ents, err := os.ReadDir(p.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(p.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Remove deletes the pod's state folder (and the containerd's when empty).
 // The lock is released.
 func (p *Pod) Remove() error {
