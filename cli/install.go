@@ -42,6 +42,8 @@ type fileWrite struct {
 	data []byte
 	mode fs.FileMode
 	what string // shown to the operator
+	// restart: containerd reads the file only when it starts.
+	restart bool
 }
 
 type installer struct {
@@ -104,8 +106,11 @@ func (in *installer) run() error {
 		}
 		fmt.Fprintf(in.out, "%s: %s\n", w.path, w.what)
 	}
-	if len(writes) == 0 {
+	switch {
+	case len(writes) == 0:
 		fmt.Fprintln(in.out, "nothing to do: already installed")
+	case !slices.ContainsFunc(writes, func(w fileWrite) bool { return w.restart }):
+		fmt.Fprintln(in.out, "containerd needs no restart: the next start runs the new files; running pods keep theirs")
 	}
 	return nil
 }
@@ -198,7 +203,7 @@ func (in *installer) containerd() ([]fileWrite, error) {
 			return nil, err
 		}
 		data := fmt.Appendf(nil, "version = %d\n\n%s", in.version.configVersion(), snippet)
-		return []fileWrite{{path: path, data: data, mode: 0o644, what: "created with runtime " + handlerName + "; restart containerd"}}, nil
+		return []fileWrite{{path: path, data: data, mode: 0o644, what: "created with runtime " + handlerName + "; restart containerd", restart: true}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -239,7 +244,7 @@ func (in *installer) containerd() ([]fileWrite, error) {
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	return []fileWrite{{path: path, data: data, mode: mode, what: fmt.Sprintf("registered runtime %s (containerd %s layout); restart containerd", handlerName, v)}}, nil
+	return []fileWrite{{path: path, data: data, mode: mode, what: fmt.Sprintf("registered runtime %s (containerd %s layout); restart containerd", handlerName, v), restart: true}}, nil
 }
 
 func parseTOML(path string, data []byte) (map[string]any, error) {

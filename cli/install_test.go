@@ -143,7 +143,36 @@ func TestInstallPatchesContainerdConfig(t *testing.T) {
 			if n.read(t, ctrdConfig) != got {
 				t.Error("second install changed the containerd config")
 			}
+			if strings.Contains(out, "restart containerd") {
+				t.Errorf("second install asks for a restart: %s", out)
+			}
 		})
+	}
+}
+
+// An upgrade replaces the binaries by rename (running ones are not written into) and needs
+// no containerd restart.
+func TestInstallUpgradeNeedsNoRestart(t *testing.T) {
+	n := newFakeNode(t)
+	n.write(t, ctrdConfig, config16)
+	if code, _, errOut := n.install(t, "--policy", n.policy); code != 0 {
+		t.Fatalf("install: %s", errOut)
+	}
+	dst := filepath.Join(n.root, "usr/local/bin/triage-router")
+	before, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.from, "triage-router"), []byte("new build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := n.install(t, "--policy", n.policy)
+	if code != 0 || !strings.Contains(out, "installed triage-router") || !strings.Contains(out, "needs no restart") || strings.Contains(out, "restart containerd") {
+		t.Fatalf("upgrade: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	after, err := os.Stat(dst)
+	if err != nil || os.SameFile(before, after) {
+		t.Errorf("the binary was written in place, not renamed over (%v)", err)
 	}
 }
 
