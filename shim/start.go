@@ -139,6 +139,19 @@ func podLives(pod *state.Pod, bundle string) (bool, error) {
 	return false, pod.Clear()
 }
 
+// delegateFailed names the delegate whose start failed. One found next to containerd
+// rather than on its PATH may be another containerd release's, which does not read this
+// release's start input (containerd 2.3+ sends BootstrapParams, which a 1.x shim misreads
+// as options "of type" the container's id): say so, with the fix.
+func delegateFailed(t *policy.Tier, binary, publishBinary string, err error) error {
+	err = fmt.Errorf("tier %q: delegate %s: %w", t.Name, binary, err)
+	onPath, _ := exec.LookPath(filepath.Base(binary))
+	if t.ShimPath == "" && publishBinary != "" && filepath.Dir(binary) == filepath.Dir(publishBinary) && onPath == "" {
+		err = fmt.Errorf("%w (it is not on containerd's PATH; Triage took the copy next to containerd, which may belong to another containerd release: install this release's %s on containerd's PATH, or set shim_path for the tier)", err, filepath.Base(binary))
+	}
+	return err
+}
+
 // refuseUnclassified audits a start refused before the workload could be classified (its
 // spec cannot be read, its pod's name is not an identifier) and returns why.
 func refuseUnclassified(pol *policy.Policy, f flags, cause error) error {
@@ -297,7 +310,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 		inv.Binary = binary
 		if pending, err = inv.Spawn(ctx, input); err != nil {
-			return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+			return "", delegateFailed(tier, binary, f.publishBinary, err)
 		}
 	}
 	rules := hardening.ExecRules(tier)
@@ -338,7 +351,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	reply, err := pending.Reply()
 	if err != nil {
-		return "", fmt.Errorf("tier %q: %w", tier.Name, err)
+		return "", delegateFailed(tier, binary, f.publishBinary, err)
 	}
 	defer func() {
 		if retErr != nil {

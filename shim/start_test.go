@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
@@ -133,5 +135,29 @@ func TestPodLives(t *testing.T) {
 				t.Errorf("after podLives the pod has a decision: %t, want %t", had, tc.lives)
 			}
 		})
+	}
+}
+
+func TestDelegateFailedNamesTheCopyNextToContainerd(t *testing.T) {
+	dir := t.TempDir()
+	cause := errors.New("start failed")
+	binary := filepath.Join(dir, "containerd-shim-nowhere-v9")
+	publish := filepath.Join(dir, "containerd")
+	cases := []struct {
+		name string
+		tier policy.Tier
+		hint bool
+	}{
+		{"found next to containerd", policy.Tier{Name: "t"}, true},
+		{"named by shim_path", policy.Tier{Name: "t", ShimPath: binary}, false},
+	}
+	for _, tc := range cases {
+		err := delegateFailed(&tc.tier, binary, publish, cause)
+		if !errors.Is(err, cause) || !strings.Contains(err.Error(), binary) {
+			t.Errorf("%s: %v does not wrap the cause and name the binary", tc.name, err)
+		}
+		if got := strings.Contains(err.Error(), "not on containerd's PATH"); got != tc.hint {
+			t.Errorf("%s: hint %t, want %t: %v", tc.name, got, tc.hint, err)
+		}
 	}
 }
