@@ -59,5 +59,8 @@ func PassThroughHardening(tier string) string {
   host_namespaces = "allow"
   sensitive_mounts = "allow"
   host_devices = "allow"
+  hooks = "allow"
+  cgroups_path = "allow"
+  unknown_fields = "allow"
 `
 }
