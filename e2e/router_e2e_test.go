@@ -380,3 +380,39 @@ func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
 		n.assertSettled(before)
 	})
 }
+
+// TestKilledGVisorRouterThenQuickRemoval: a gVisor pod's router is killed and, as a kubelet
+// reacting to the exit would, the task is killed and removed at once: no gVisor shim,
+// sandbox or state outlives it, whatever the timing.
+func TestKilledGVisorRouterThenQuickRemoval(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, twoTiers)
+		// The first gVisor container makes runsc's per-namespace "null-netns" mount, which it
+		// keeps: take the baseline after it.
+		n.mustCtr(append(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed"), image, n.ID("warm"), "sleep", "0.3")...)
+		before := n.snapshot()
+		for round, follow := range [][]string{{"task", "kill", "-s", "SIGKILL"}, {"task", "delete", "-f"}, {"task", "exec", "--exec-id", "x"}} {
+			c := n.ID(fmt.Sprintf("q%d", round))
+			n.mustCtr(append(n.runArgs("-d", "--annotation", "triage.io/tier=sandboxed"), image, c, "sleep", "300")...)
+			routers := n.routers()
+			if len(routers) != 1 {
+				t.Fatalf("want one router, found %v", routers)
+			}
+			if err := syscall.Kill(routers[0], syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			args := append(append([]string{}, follow...), c)
+			if follow[1] == "exec" {
+				args = append(args, "true")
+			}
+			n.ctr(args...) // may fail: the task is going
+			waitFor(t, "containerd to drop the task of the killed router", 15*time.Second, func() bool {
+				n.ctr("task", "delete", "-f", c)
+				out, _, _ := n.ctr("task", "ls")
+				return !strings.Contains(out, c)
+			})
+			n.mustCtr("container", "delete", c)
+			n.assertSettled(before)
+		}
+	})
+}

@@ -132,43 +132,36 @@ func (a *applier) hooks() {
 	}
 }
 
-func (a *applier) cgroupsPath() {
-	problem := classifier.CgroupPathProblem(a.spec, a.host.ID, a.host.Reach.CgroupExists)
+// gate applies a control that lets a reach into the host through or refuses it: not
+// applicable without evidence, kept where the tier's setting allows it, else refused with
+// the fix (a format whose first verb takes the evidence).
+func (a *applier) gate(id string, setting policy.HostAccess, class error, evidence, none, fix string) {
 	switch {
-	case problem == "":
-		a.report(ControlCgroupsPath, NotApplicable, "a new cgroup of the container's own")
-	case a.cfg.CgroupsPath == policy.HostAllow:
-		a.report(ControlCgroupsPath, Kept, "allowed: %s", problem)
+	case evidence == "":
+		a.report(id, NotApplicable, "%s", none)
+	case setting == policy.HostAllow:
+		a.report(id, Kept, "allowed: %s", evidence)
 	default:
-		a.refuse(ControlCgroupsPath, ErrHostCgroup,
-			"%s: let containerd or the CRI plugin choose the cgroup (a path ending in the container's id), or set cgroups_path = %q", problem, policy.HostAllow)
+		a.refuse(id, class, fix, evidence, policy.HostAllow)
 	}
+}
+
+func (a *applier) cgroupsPath() {
+	a.gate(ControlCgroupsPath, a.cfg.CgroupsPath, ErrHostCgroup,
+		classifier.CgroupPathProblem(a.spec, a.host.ID, a.host.Reach.CgroupExists), "a new cgroup of the container's own",
+		"%s: let containerd or the CRI plugin choose the cgroup (a path ending in the container's id), or set cgroups_path = %q")
 }
 
 func (a *applier) unknownFields() {
-	switch {
-	case len(a.host.UnknownFields) == 0:
-		a.report(ControlUnknownFields, NotApplicable, "every field of the spec is known")
-	case a.cfg.UnknownFields == policy.HostAllow:
-		a.report(ControlUnknownFields, Kept, "allowed: %s", strings.Join(a.host.UnknownFields, ", "))
-	default:
-		a.refuse(ControlUnknownFields, ErrUnknownField,
-			"the spec has fields this Triage does not know, which may reach the host unjudged (%s): remove them, upgrade Triage, or set unknown_fields = %q",
-			strings.Join(a.host.UnknownFields, ", "), policy.HostAllow)
-	}
+	a.gate(ControlUnknownFields, a.cfg.UnknownFields, ErrUnknownField,
+		strings.Join(a.host.UnknownFields, ", "), "every field of the spec is known",
+		"the spec has fields this Triage does not know, which may reach the host unjudged (%s): remove them, upgrade Triage, or set unknown_fields = %q")
 }
 
 func (a *applier) hostDevices() {
-	ev := classifier.HostDeviceAccess(a.spec)
-	switch {
-	case ev == "":
-		a.report(ControlHostDevices, NotApplicable, "no host device")
-	case a.cfg.HostDevices == policy.HostAllow:
-		a.report(ControlHostDevices, Kept, "allowed: %s", ev)
-	default:
-		a.refuse(ControlHostDevices, ErrHostDevice,
-			"the workload is given host devices (%s): remove the devices (and privileged: true), or set host_devices = %q", ev, policy.HostAllow)
-	}
+	a.gate(ControlHostDevices, a.cfg.HostDevices, ErrHostDevice,
+		classifier.HostDeviceAccess(a.spec), "no host device",
+		"the workload is given host devices (%s): remove the devices (and privileged: true), or set host_devices = %q")
 }
 
 // User namespace mapping Triage gives a runc workload that has none: container ids
