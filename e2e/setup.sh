@@ -2,7 +2,7 @@
 # e2e/setup.sh: everything the e2e tests run against, built once into a cache that survives CI runs.
 #
 #   containerd 1.6 (Debian) + runc, containerd 2.x (built from its Go module), gVisor runsc and its
-#   containerd shim (built from the gvisor.dev/gvisor module, two one-line patches), crictl, a pause
+#   containerd shim (built from the gvisor.dev/gvisor module, three patches), crictl, a pause
 #   binary, critest (the CRI validation suite), busybox and pause OCI image tarballs, a test-only CNI
 #   plugin that gives pods a dummy, link-local eth0 (CRI insists on one; we never route a private
 #   network), and the real Kata shim (containerd-shim-kata-v2, kata-runtime) built from Kata's Go
@@ -29,8 +29,8 @@ CRITEST=v1.36.0
 # Kata runtime (src/runtime module, main branch); its shim prints a plain address (1.6 and 2.x).
 KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
-RECIPE=1
-APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins)
+RECIPE=2
+APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins patch)
 
 START=$(date +%s)
 STEP_START=$START
@@ -107,6 +107,17 @@ build_gvisor() { # $1=version $2=outdir
 	# shim already does, so this sed matches only the old one.
 	sed -i 's|if o.TypeUrl != optionsType {|if o.TypeUrl != "" \&\& o.TypeUrl != optionsType {|' \
 		vendor/gvisor.dev/gvisor/pkg/shim/v1/runsc/container.go
+	# (c) a short-lived container's real exit status: `runsc wait` starts after the sandbox has
+	# exited and reports 128; take the status the shim's reaper saw (e2e/gvisor-exit-status.patch;
+	# upstream google/gvisor#12873 fixes status 0 only). The reaper's import is the one the
+	# shim's service uses (containerd 1.x or 2.x, by gVisor version).
+	local proc=vendor/gvisor.dev/gvisor/pkg/shim/v1/proc/init.go reaper
+	patch -s -p1 -d vendor/gvisor.dev/gvisor <"$HERE/gvisor-exit-status.patch" ||
+		die "gVisor $1: e2e/gvisor-exit-status.patch no longer applies to pkg/shim/v1/proc/init.go"
+	reaper=$(grep -o '"github.com/containerd/containerd[^"]*/reaper"' vendor/gvisor.dev/gvisor/pkg/shim/v1/runsc/service.go) ||
+		die "gVisor $1: pkg/shim/v1/runsc/service.go imports no reaper"
+	sed -i "0,/\"github.com\/containerd\/errdefs\"/s||$reaper\n\t&|" "$proc"
+	grep -q "$reaper" "$proc" || die "gVisor $1: could not import the reaper in $proc"
 	CGO_ENABLED=0 "$GO" build -mod=vendor -o "$2/runsc" gvisor.dev/gvisor/runsc
 	CGO_ENABLED=0 "$GO" build -mod=vendor -o "$2/containerd-shim-runsc-v1" gvisor.dev/gvisor/shim
 	rm -rf "$src"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -54,7 +55,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	}
 	var reaped *taskv2.DeleteResponse
 	if !canConnect(sock) {
-		reaped = reapOrphan(ctx, m.Delegate, f.id)
+		reaped = reapOrphan(ctx, m.Delegate, f.id, bundle, lastInPod(f, m.Pod))
 	}
 	inv := delegate.Invocation{
 		Binary: m.Delegate.Binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
@@ -98,11 +99,26 @@ func leavePod(f flags, podID, sock string) error {
 	return pod.Remove()
 }
 
+// lastInPod tells whether container id is the last member of its pod, so that its
+// delegate serves no other container of it.
+func lastInPod(f flags, podID string) bool {
+	pod, err := state.LockExistingPod(f.address, f.namespace, podID)
+	if err != nil || pod == nil {
+		return pod == nil && err == nil
+	}
+	defer pod.Unlock()
+	members, err := pod.Members()
+	return err == nil && !slices.ContainsFunc(members, func(m string) bool { return m != f.id })
+}
+
 // reapOrphan stops a container whose router died, through its delegate's
 // task API: kill, wait, delete, then ask the delegate to shut down (it exits
 // once it serves nothing). It returns the Delete reply, or nil when the
-// delegate no longer knows the container.
-func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.DeleteResponse {
+// delegate no longer knows the container. A delegate that still does not
+// exit, although last says it serves no other container (its own delete
+// failed: gVisor's fails when containerd has already unmounted the rootfs of a
+// dead shim), is killed, so that no shim outlives its pod.
+func reapOrphan(ctx context.Context, d state.Delegate, id, bundle string, last bool) *taskv2.DeleteResponse {
 	ctx, cancel := context.WithTimeout(ctx, 2*reapTimeout)
 	defer cancel()
 	closed := make(chan struct{})
@@ -111,24 +127,45 @@ func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.Delete
 		delegate.RemoveStaleSocket(d.Address, 0)
 		return nil
 	}
-	defer func() {
-		// The delegate exits once it serves nothing; then its socket
-		// is stale and ours to remove.
-		if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err == nil || errors.Is(err, ttrpc.ErrClosed) {
-			select {
-			case <-closed:
-				delegate.RemoveStaleSocket(d.Address, reapTimeout)
-			case <-time.After(reapTimeout):
-			}
+	resp, deleted := reapContainer(ctx, c, id)
+	// The delegate exits once it serves nothing; then its socket is stale and ours to
+	// remove.
+	wait := reapTimeout
+	if !deleted {
+		wait = reapTimeout / 10
+	}
+	if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+		log.G(ctx).WithError(err).Warn("orphaned container: shutdown")
+	}
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		if !last || !delegate.KillShim(bundle, d.Binary) {
+			c.Close()
+			return resp
 		}
-		c.Close()
-	}()
+		log.G(ctx).WithField("delegate", d.Binary).Warn("orphaned container: the delegate would not shut down; killed it")
+		select {
+		case <-closed:
+		case <-time.After(reapTimeout):
+		}
+	}
+	c.Close()
+	delegate.RemoveStaleSocket(d.Address, reapTimeout)
+	return resp
+}
+
+// reapContainer kills, waits for and deletes container id through its delegate. deleted
+// is false when the delete failed; resp is nil when the delegate does not know the
+// container.
+func reapContainer(ctx context.Context, c *delegate.Client, id string) (resp *taskv2.DeleteResponse, deleted bool) {
 	st, err := c.State(ctx, &taskv2.StateRequest{ID: id})
 	if err != nil {
 		if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 			log.G(ctx).WithError(err).Warn("orphaned container: state")
+			return nil, false
 		}
-		return nil
+		return nil, true
 	}
 	if st.GetExitedAt() == nil || st.GetExitedAt().AsTime().IsZero() {
 		if _, err := c.Kill(ctx, &taskv2.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
@@ -141,12 +178,12 @@ func reapOrphan(ctx context.Context, d state.Delegate, id string) *taskv2.Delete
 			log.G(ctx).WithError(err).Warn("orphaned container: wait")
 		}
 	}
-	resp, err := c.Delete(ctx, &taskv2.DeleteRequest{ID: id})
+	resp, err = c.Delete(ctx, &taskv2.DeleteRequest{ID: id})
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("orphaned container: delete")
-		return nil
+		return nil, false
 	}
-	return resp
+	return resp, true
 }
 
 // shutdownDelegate undoes a delegate start when Triage's own start fails
