@@ -213,3 +213,25 @@ func TestGVisorExitCodes(t *testing.T) {
 		}
 	})
 }
+
+// TestGVisorIDsSharingAPrefix: gVisor containers whose ids start alike (m3 and m30) each
+// run, take an exec and are removed, leaving nothing. runsc took an id that starts another
+// as an ambiguous abbreviation (e2e/setup.sh carries the fix).
+func TestGVisorIDsSharingAPrefix(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v harness.Version) {
+		n := startNode(t, v, twoTiers)
+		n.mustCtr(append(n.runArgs("--rm", "--annotation", "triage.io/tier=sandboxed"), image, n.ID("warm"), "sleep", "0.3")...)
+		before := n.snapshot()
+		m3, m30 := "m3-"+n.ID("x"), "m3-"+n.ID("x")+"0"
+		for _, id := range []string{m3, m30} {
+			n.mustCtr(append(n.runArgs("-d", "--annotation", "triage.io/tier=sandboxed"), image, id, "sleep", "300")...)
+		}
+		for _, id := range []string{m3, m30} {
+			if out := n.mustCtr("task", "exec", "--exec-id", "e", id, "sh", "-c", "echo exec-ok"); !strings.Contains(out, "exec-ok") {
+				t.Errorf("exec into %s: %q", id, out)
+			}
+		}
+		n.removeTasks(m3, m30)
+		n.assertSettled(before)
+	})
+}
