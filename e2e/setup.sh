@@ -2,7 +2,7 @@
 # e2e/setup.sh: everything the e2e tests run against, built once into a cache that survives CI runs.
 #
 #   containerd 1.6 (Debian) + runc, containerd 2.x (built from its Go module), gVisor runsc and its
-#   containerd shim (built from the gvisor.dev/gvisor module, four patches), crictl, a pause
+#   containerd shim (built from the gvisor.dev/gvisor module, five patches), crictl, a pause
 #   binary, critest (the CRI validation suite), busybox and pause OCI image tarballs, a test-only CNI
 #   plugin that gives pods a dummy, link-local eth0 (CRI insists on one; we never route a private
 #   network), and the real Kata shim (containerd-shim-kata-v2, kata-runtime) built from Kata's Go
@@ -29,7 +29,7 @@ CRITEST=v1.36.0
 # Kata runtime (src/runtime module, main branch); its shim prints a plain address (1.6 and 2.x).
 KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
-RECIPE=3
+RECIPE=4
 APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins patch)
 
 START=$(date +%s)
@@ -124,6 +124,13 @@ build_gvisor() { # $1=version $2=outdir
 		vendor/gvisor.dev/gvisor/runsc/container/state_file.go
 	grep -q 'if id.ContainerID == partialID {' vendor/gvisor.dev/gvisor/runsc/container/state_file.go ||
 		die "gVisor $1: the exact-id patch no longer applies to runsc/container/state_file.go"
+	# (e) a container whose rootfs containerd has already unmounted (its shim died) is
+	# deleted: its self-backed filestore file is gone with the mount. runsc failed the delete,
+	# and its shim then kept the container and would not shut down.
+	sed -i 's|if err := os.Remove(filestorePath); err != nil {|if err := os.Remove(filestorePath); err != nil \&\& !os.IsNotExist(err) {|' \
+		vendor/gvisor.dev/gvisor/runsc/container/container.go
+	[ "$(grep -c 'os.Remove(filestorePath); err != nil && !os.IsNotExist(err)' vendor/gvisor.dev/gvisor/runsc/container/container.go)" -ge 2 ] ||
+		die "gVisor $1: the filestore patch no longer applies to runsc/container/container.go"
 	CGO_ENABLED=0 "$GO" build -mod=vendor -o "$2/runsc" gvisor.dev/gvisor/runsc
 	CGO_ENABLED=0 "$GO" build -mod=vendor -o "$2/containerd-shim-runsc-v1" gvisor.dev/gvisor/shim
 	rm -rf "$src"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
@@ -167,15 +168,20 @@ func reapContainer(ctx context.Context, c *delegate.Client, id string) (resp *ta
 		}
 		return nil, true
 	}
-	if st.GetExitedAt() == nil || st.GetExitedAt().AsTime().IsZero() {
+	// A container that was created but never started has nothing to kill or wait for
+	// (gVisor refuses to signal it, and a wait would use up containerd's time for the
+	// whole delete): it is deleted as it is.
+	running := st.GetStatus() != tasktypes.Status_CREATED && (st.GetExitedAt() == nil || st.GetExitedAt().AsTime().IsZero())
+	if running {
 		if _, err := c.Kill(ctx, &taskv2.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
 			log.G(ctx).WithError(err).Warn("orphaned container: kill")
-		}
-		wctx, wcancel := context.WithTimeout(ctx, reapTimeout)
-		_, err := c.Wait(wctx, &taskv2.WaitRequest{ID: id})
-		wcancel()
-		if err != nil {
-			log.G(ctx).WithError(err).Warn("orphaned container: wait")
+		} else {
+			wctx, wcancel := context.WithTimeout(ctx, reapTimeout)
+			_, err := c.Wait(wctx, &taskv2.WaitRequest{ID: id})
+			wcancel()
+			if err != nil {
+				log.G(ctx).WithError(err).Warn("orphaned container: wait")
+			}
 		}
 	}
 	resp, err = c.Delete(ctx, &taskv2.DeleteRequest{ID: id})
@@ -187,15 +193,25 @@ func reapContainer(ctx context.Context, c *delegate.Client, id string) (resp *ta
 }
 
 // shutdownDelegate undoes a delegate start when Triage's own start fails
-// afterwards.
+// afterwards: the delegate is shut down, and its socket, which shims built on
+// containerd 1.x's library leave for containerd's `delete` to remove, goes
+// with it.
 func shutdownDelegate(ctx context.Context, r delegate.Reply, id string) {
-	c, err := delegate.Dial(ctx, r.Address, r.Version, func() {})
+	closed := make(chan struct{})
+	c, err := delegate.Dial(ctx, r.Address, r.Version, func() { close(closed) })
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("roll back delegate start")
+		delegate.RemoveStaleSocket(r.Address, 0)
 		return
 	}
 	defer c.Close()
-	if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err != nil {
+	if _, err := c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id}); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 		log.G(ctx).WithError(fmt.Errorf("shutdown %s: %w", r.Address, err)).Debug("roll back delegate start")
+		return
+	}
+	select {
+	case <-closed:
+		delegate.RemoveStaleSocket(r.Address, reapTimeout)
+	case <-time.After(reapTimeout):
 	}
 }

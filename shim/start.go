@@ -120,12 +120,13 @@ func resolve(spec *specs.Spec, f flags, pol *policy.Policy, cri bool) *classifie
 // podLives tells whether a pod with a decision still has a container that containerd
 // knows: a member other than this one with a bundle beside this container's. A start
 // that died half-way (its process killed) can leave a decision, and members, that no
-// container backs: such a pod is stale, and its state is cleared, so that the container
-// starting now is classified afresh rather than by what a dead start decided.
-func podLives(pod *state.Pod, bundle string) (bool, error) {
+// container backs: such a pod is stale, and its state is cleared (stale lists its
+// members), so that the container starting now is classified afresh rather than by what
+// a dead start decided.
+func podLives(pod *state.Pod, bundle string) (lives bool, stale []string, err error) {
 	members, err := pod.Members()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	self := filepath.Base(bundle)
 	for _, id := range members {
@@ -133,10 +134,10 @@ func podLives(pod *state.Pod, bundle string) (bool, error) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(filepath.Dir(bundle), id)); err == nil {
-			return true, nil
+			return true, nil, nil
 		}
 	}
-	return false, pod.Clear()
+	return false, members, pod.Clear()
 }
 
 // delegateFailed names the delegate whose start failed. One found next to containerd
@@ -233,7 +234,10 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	var podDecision classifier.Decision
 	member, err := pod.Decision(&podDecision)
 	if err == nil && member {
-		member, err = podLives(pod, bundle)
+		var stale []string
+		if member, stale, err = podLives(pod, bundle); err == nil && !member {
+			endStalePod(ctx, f, podID, stale, in.params.GetSocketDir())
+		}
 	}
 	if err != nil {
 		pod.Unlock()

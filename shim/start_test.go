@@ -126,7 +126,7 @@ func TestPodLives(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			lives, err := podLives(pod, filepath.Join(nsDir, "app"))
+			lives, _, err := podLives(pod, filepath.Join(nsDir, "app"))
 			if err != nil || lives != tc.lives {
 				t.Fatalf("podLives = %t, %v; want %t", lives, err, tc.lives)
 			}
