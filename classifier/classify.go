@@ -10,6 +10,11 @@ import (
 // Classify decides the tier of a workload that starts a pod (or runs on its own): the
 // first matching rule, or the default tier, then the workload's own tier requests.
 func Classify(p *policy.Policy, f Facts) Decision {
+	return audited(p, classify(p, f))
+}
+
+// classify is Classify as enforcement decides, audit mode aside.
+func classify(p *policy.Policy, f Facts) Decision {
 	findings := Findings(f)
 	d := decide(p, &f, findings)
 	d.Findings = findings
@@ -17,12 +22,59 @@ func Classify(p *policy.Policy, f Facts) Decision {
 	return d
 }
 
+// audited runs the workload in the policy's audit tier, and records d as what enforcement
+// would do, when d's rule (or the whole policy) is in audit mode and d does something else.
+// A spec that cannot be classified is denied whatever the mode: nothing could run it.
+func audited(p *policy.Policy, d Decision) Decision {
+	if d.Would != nil || d.Rule == RuleInvalidSpec || !p.Audits(d.Rule) {
+		return d
+	}
+	t, ok := p.Tier(p.AuditTier)
+	if !ok {
+		return d
+	}
+	return runInstead(d, t.Name, t.Runtime, "the audit tier")
+}
+
+// runInstead runs the workload in tier (with runtime) and records d, what enforcement
+// would do, when that is something else; where names the tier in the reason.
+func runInstead(d Decision, tier, runtime, where string) Decision {
+	if d.Action == ActionRun && d.Tier == tier {
+		return d
+	}
+	would := d
+	would.Findings = nil
+	return Decision{
+		Action: ActionRun, Tier: tier, Runtime: runtime, Rule: d.Rule,
+		Reason:   Bound(fmt.Sprintf("audit mode: would %s (%s); runs in %s %q", d.Summary(), d.Reason, where, tier)),
+		Findings: d.Findings, Would: &would,
+	}
+}
+
 // CheckMember decides a later container of a pod that already runs in pod.Tier. A pod's
 // tier cannot change, so a container that needs a stronger tier is denied rather than run
 // with less isolation than the policy asks for; one that needs the same or a weaker tier
 // runs in the pod's tier.
 func CheckMember(p *policy.Policy, pod Decision, f Facts) Decision {
-	d := Classify(p, f)
+	enforced := pod
+	if pod.Would != nil {
+		enforced = *pod.Would
+	}
+	e := checkMember(p, enforced, f)
+	switch {
+	case e.Action == ActionRun && pod.Would == nil:
+		return e
+	case e.Action == ActionRun || p.Audits(e.Rule) && e.Rule != RuleInvalidSpec:
+		// A member runs in the tier its pod runs in, the audit tier when the pod's decision
+		// is in audit; what enforcement would do is recorded.
+		return runInstead(e, pod.Tier, pod.Runtime, "its pod's tier")
+	}
+	return e
+}
+
+// checkMember is CheckMember as enforcement decides, for a pod in its enforced tier.
+func checkMember(p *policy.Policy, pod Decision, f Facts) Decision {
+	d := classify(p, f)
 	if d.Action != ActionRun {
 		return d
 	}

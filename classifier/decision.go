@@ -25,6 +25,9 @@ const (
 	RuleInvalidSpec = "invalid-spec"
 	// RulePolicy: the policy itself is inconsistent with the decision (a tier disappeared).
 	RulePolicy = "policy"
+	// RulePlacement: denied after classification: the tier cannot run on the node, or its
+	// hardening refuses the workload.
+	RulePlacement = "placement"
 )
 
 // Decision is the classifier's verdict on one workload.
@@ -39,6 +42,18 @@ type Decision struct {
 	Reason string `json:"reason"`
 	// Findings are every risk found, never nil.
 	Findings []Finding `json:"findings"`
+	// Would is what enforcement would have done, when the decision is in audit mode (the
+	// policy's or its rule's) and the workload runs in the audit tier instead: "would deny",
+	// "would route to sandboxed". nil for an enforced decision.
+	Would *Decision `json:"would,omitempty"`
+}
+
+// Summary says in a few words what the decision does: "deny", "run in tier T".
+func (d Decision) Summary() string {
+	if d.Action == ActionRun {
+		return fmt.Sprintf("run in tier %q", d.Tier)
+	}
+	return "deny"
 }
 
 // ErrDenied matches (errors.Is) the error of every denied decision.
@@ -68,4 +83,18 @@ func (d Decision) Err() error {
 
 func deny(rule, reason string) Decision {
 	return Decision{Action: ActionDeny, Rule: rule, Reason: reason}
+}
+
+
+// WouldBeRefused records in an audited decision that the hardening of the tier it would
+// run in refuses the workload: enforcement would deny it.
+func (d Decision) WouldBeRefused(err error) Decision {
+	if d.Would == nil || err == nil {
+		return d
+	}
+	w := *d.Would
+	w.Action, w.Tier, w.Runtime, w.Rule, w.Reason = ActionDeny, "", "", RulePlacement, Bound(err.Error())
+	d.Would = &w
+	d.Reason = Bound(fmt.Sprintf("audit mode: would deny (%s); runs in the audit tier %q", w.Reason, d.Tier))
+	return d
 }

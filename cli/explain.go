@@ -99,6 +99,11 @@ func explain(args []string, stdout, stderr io.Writer) error {
 		})
 	}
 	e := explanation{Decision: classifier.Classify(p, facts), Reach: facts.Reach}
+	if w := e.Would; w != nil && w.Action == classifier.ActionRun && facts.Spec != nil {
+		if wt, ok := p.Tier(w.Tier); ok {
+			e.Decision = e.WouldBeRefused(hardening.Preview(facts.Spec, wt, node.Host.HardeningHost(wt, facts.ID, facts.Reach, facts.UnknownFields)))
+		}
+	}
 	if tier, ok := p.Tier(e.Tier); ok && e.Action == classifier.ActionRun && facts.Spec != nil {
 		controls, err := hardening.Apply(facts.Spec, tier, node.Host.HardeningHost(tier, facts.ID, facts.Reach, facts.UnknownFields))
 		e.Controls = controls
@@ -167,6 +172,9 @@ func printDecision(w io.Writer, p *policy.Policy, d classifier.Decision) {
 	}
 	fmt.Fprintf(w, "rule:     %s\n", rule)
 	fmt.Fprintf(w, "reason:   %s\n", d.Reason)
+	if d.Would != nil {
+		fmt.Fprintf(w, "would:    %s by rule %s (audit mode: recorded, not applied): %s\n", d.Would.Summary(), d.Would.Rule, d.Would.Reason)
+	}
 	if err := d.Err(); err != nil {
 		fmt.Fprintf(w, "error:    %v\n", err)
 	}

@@ -30,7 +30,7 @@ CRITEST=v1.36.0
 KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
 RECIPE=4
-APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins patch)
+APT_PACKAGES=(containerd runc busybox-static jq iproute2 util-linux containernetworking-plugins patch prometheus-node-exporter)
 
 START=$(date +%s)
 STEP_START=$START

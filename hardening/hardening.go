@@ -9,6 +9,7 @@
 package hardening
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -214,4 +215,20 @@ func (a *applier) linux() *specs.Linux {
 		a.spec.Linux = &specs.Linux{}
 	}
 	return a.spec.Linux
+}
+
+// Preview applies tier t's hardening to a copy of spec and returns its refusals, as Apply
+// would: for a decision in audit mode, which records what enforcement would do. spec is
+// not changed.
+func Preview(spec *specs.Spec, t *policy.Tier, h Host) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	var c specs.Spec
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	_, err = Apply(&c, t, h)
+	return err
 }

@@ -14,6 +14,11 @@ import (
 // again when its text or a seccomp profile file it names has changed. A
 // Policy is read-only once loaded: one is shared by concurrent starts.
 type Cache struct {
+	// OnLoad, if set, is told of every policy text the cache compiles (a new or changed
+	// one), with the result, and the policy it last compiled under that name (nil if none),
+	// whose settings still apply when the new text fails.
+	OnLoad func(name string, pol, last *Policy, err error)
+
 	mu      sync.Mutex
 	entries map[string]cached // by source name
 }
@@ -55,6 +60,9 @@ func (c *Cache) Parse(name string, data []byte) (*Policy, error) {
 		return e.pol, nil
 	}
 	pol, err := Parse(name, data)
+	if c.OnLoad != nil {
+		c.OnLoad(name, pol, e.pol, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,17 @@ const (
 	DowngradeIgnore DowngradeAction = "ignore"
 )
 
+// Mode says whether decisions are applied or only recorded.
+type Mode string
+
+const (
+	// ModeEnforce applies every decision. The default.
+	ModeEnforce Mode = "enforce"
+	// ModeAudit records what enforcement would do ("would deny", "would route to
+	// sandboxed") and runs the workload in the policy's audit_tier, denying nothing.
+	ModeAudit Mode = "audit"
+)
+
 // RuleAction is what a matching rule does.
 type RuleAction string
 
@@ -57,6 +68,17 @@ type Policy struct {
 	OnDowngrade DowngradeAction `toml:"on_downgrade"`
 	// AuditLog is the absolute path of the JSON-lines decision log. Default DefaultAuditLog.
 	AuditLog string `toml:"audit_log"`
+	// MetricsTextfile is the absolute path of the file Triage keeps its metrics in, in the
+	// text format of node_exporter's textfile collector (a *.prom file in its
+	// --collector.textfile.directory). Default "": no metrics.
+	MetricsTextfile string `toml:"metrics_textfile"`
+	// Mode is the policy's mode: ModeAudit puts every decision in audit, whatever its
+	// rule's mode. Default ModeEnforce.
+	Mode Mode `toml:"mode"`
+	// AuditTier is the tier workloads run in while their decision is in audit (typically
+	// a runc tier with the hardening the node had before Triage). Required when the policy
+	// or a rule is in audit mode; must name a tier.
+	AuditTier string `toml:"audit_tier"`
 	// Tiers maps a tier name ([tier.NAME]) to its settings. At least one is required.
 	Tiers map[string]*Tier `toml:"tier"`
 	// Rules are the [[rule]] tables in file order; the first that matches decides.
@@ -117,6 +139,19 @@ type Rule struct {
 	Reason string `toml:"reason"`
 	// Match selects workloads. An empty Match matches every workload.
 	Match Match `toml:"match"`
+	// Mode is the rule's mode: with ModeAudit, what the rule decides is recorded and the
+	// workload runs in the policy's audit_tier. Default ModeEnforce (or the policy's mode).
+	Mode Mode `toml:"mode"`
+}
+
+// Audits reports whether the decisions of the rule named rule (any rule name, or the name
+// of a decision no rule made) are only recorded.
+func (p *Policy) Audits(rule string) bool {
+	if p.Mode == ModeAudit {
+		return true
+	}
+	i := slices.IndexFunc(p.Rules, func(r *Rule) bool { return r.Name == rule })
+	return i >= 0 && p.Rules[i].Mode == ModeAudit
 }
 
 // Match selects workloads. Every field that is set must match (AND); within a list, any
@@ -208,6 +243,9 @@ func (p *Policy) setDefaults() {
 	if p.AuditLog == "" {
 		p.AuditLog = DefaultAuditLog
 	}
+	if p.Mode == "" {
+		p.Mode = ModeEnforce
+	}
 	for name, t := range p.Tiers {
 		if t == nil {
 			t = &Tier{}
@@ -235,6 +273,9 @@ func (p *Policy) setDefaults() {
 		}
 		if r.Action == "" {
 			r.Action = ActionRun
+		}
+		if r.Mode == "" {
+			r.Mode = ModeEnforce
 		}
 	}
 }

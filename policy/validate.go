@@ -72,6 +72,24 @@ func (v *validator) top() {
 	if !path.IsAbs(p.AuditLog) {
 		v.errorf("audit_log", ErrInvalidValue, "%q is not an absolute path", p.AuditLog)
 	}
+	v.absPath("metrics_textfile", p.MetricsTextfile)
+	if p.MetricsTextfile != "" && !strings.HasSuffix(p.MetricsTextfile, ".prom") {
+		v.errorf("metrics_textfile", ErrInvalidValue, "%q: node_exporter's textfile collector reads only *.prom files: end the name in .prom", p.MetricsTextfile)
+	}
+	v.mode("mode", p.Mode)
+	audits := p.Mode == ModeAudit || slices.ContainsFunc(p.Rules, func(r *Rule) bool { return r != nil && r.Mode == ModeAudit })
+	switch {
+	case p.AuditTier != "" && p.Tiers[p.AuditTier] == nil:
+		v.errorf("audit_tier", ErrUnknownTier, "tier %q is not defined: use one of %s", p.AuditTier, v.tierList())
+	case p.AuditTier == "" && audits:
+		v.errorf("audit_tier", ErrMissingKey, "audit mode needs audit_tier: the tier workloads run in while their decisions are only recorded (one of %s)", v.tierList())
+	}
+}
+
+func (v *validator) mode(key string, m Mode) {
+	if m != ModeEnforce && m != ModeAudit {
+		v.errorf(key, ErrInvalidValue, "%q is not allowed: use %q or %q", m, ModeEnforce, ModeAudit)
+	}
 }
 
 func (v *validator) tier(name string, t *Tier) {
@@ -173,6 +191,7 @@ func (v *validator) rule(i int, r *Rule, names map[string]int) {
 		v.errorf(key+".reason", ErrMissingKey, "rule %q has no reason: say why, the user who is refused or sandboxed sees it", r.Name)
 	}
 	v.match(key+".match", &r.Match)
+	v.mode(key+".mode", r.Mode)
 }
 
 func (v *validator) match(key string, m *Match) {

@@ -52,7 +52,9 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	if resp, ok := state.ReadExit(bundle); ok {
 		// The router deleted the container through its delegate: the
 		// delegate's own cleanup has nothing left to do.
-		return resp, leavePod(f, m.Pod, sock)
+		err := leavePod(f, m.Pod, sock)
+		recordDelete(ctx, m.Metrics)
+		return resp, err
 	}
 	var reaped *taskv2.DeleteResponse
 	if !canConnect(sock) {
@@ -66,6 +68,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	if err := leavePod(f, m.Pod, sock); err != nil {
 		return nil, err
 	}
+	recordDelete(ctx, m.Metrics)
 	if reaped != nil {
 		return proto.Marshal(reaped)
 	}

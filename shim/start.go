@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
@@ -38,10 +39,6 @@ const (
 	annotationSandboxUID = "io.kubernetes.cri.sandbox-uid"
 	annotationRuncGroup  = "io.containerd.runc.v2.group"
 )
-
-// placementRule names, in a decision, a denial after classification: the
-// tier cannot run on this node, or its hardening refuses the workload.
-const placementRule = "placement"
 
 // place finds where a run decision runs on this node: its tier, or, when the
 // tier cannot run here and the policy names a fallback (always stronger),
@@ -153,20 +150,40 @@ func delegateFailed(t *policy.Tier, binary, publishBinary string, err error) err
 	return err
 }
 
+// wouldHarden records, in a decision in audit mode that would run the workload in
+// another tier, whether that tier's hardening would refuse it.
+func wouldHarden(pol *policy.Policy, d classifier.Decision, spec *specs.Spec, id string, facts classifier.Facts) classifier.Decision {
+	if d.Would == nil || d.Would.Action != classifier.ActionRun {
+		return d
+	}
+	wt, ok := pol.Tier(d.Would.Tier)
+	if !ok {
+		return d
+	}
+	return d.WouldBeRefused(hardening.Preview(spec, wt, node.Host.HardeningHost(wt, id, facts.Reach, facts.UnknownFields)))
+}
+
 // refuseUnclassified audits a start refused before the workload could be classified (its
-// spec cannot be read, its pod's name is not an identifier) and returns why.
-func refuseUnclassified(pol *policy.Policy, f flags, cause error) error {
+// spec cannot be read, its pod's name is not an identifier) and returns the denial and
+// why.
+func refuseUnclassified(pol *policy.Policy, f flags, cause error) (classifier.Decision, error) {
 	d := classifier.Decision{Action: classifier.ActionDeny, Rule: classifier.RuleInvalidSpec, Reason: classifier.Bound(cause.Error()), Findings: []classifier.Finding{}}
 	if err := audit(pol.AuditLog, f, f.id, classifier.Facts{}, d, nil); err != nil {
-		return err
+		return d, err
 	}
-	return cause
+	return d, cause
 }
 
 // start classifies the container, starts its tier's delegate and makes sure a
 // router serves its pod. It returns the router's address. On failure nothing
 // it started or wrote is left behind.
 func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) {
+	began := time.Now()
+	var (
+		pol     *policy.Policy
+		decided classifier.Decision // the audited decision, once made
+	)
+	defer func() { recordStart(ctx, pol, decided, retErr, time.Since(began)) }()
 	bundle := f.dir
 	// Reading containerd's records is a round trip: overlap it with
 	// loading the policy and the spec, and with the guessed delegate start.
@@ -198,13 +215,15 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if lp.err != nil {
 		return "", lp.err
 	}
-	pol := lp.pol
+	pol = lp.pol
 	if specErr != nil {
-		return "", refuseUnclassified(pol, f, specErr)
+		decided, err = refuseUnclassified(pol, f, specErr)
+		return "", err
 	}
 	podID, err := podOf(spec, f.id)
 	if err != nil {
-		return "", refuseUnclassified(pol, f, err)
+		decided, err = refuseUnclassified(pol, f, err)
+		return "", err
 	}
 
 	inv := delegate.Invocation{
@@ -278,12 +297,14 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	tier, binary, d, err := place(ctx, pol, d, f.publishBinary)
 	var controls []hardening.Control
 	if err == nil && tier != nil {
+		d = wouldHarden(pol, d, spec, f.id, facts)
 		controls, err = hardening.Apply(spec, tier, node.Host.HardeningHost(tier, f.id, facts.Reach, facts.UnknownFields))
 	}
 	if err != nil {
 		// A tier that cannot run here, or refuses the workload, is a denial too: audit it.
-		d = classifier.Decision{Action: classifier.ActionDeny, Rule: placementRule, Reason: err.Error(), Findings: d.Findings}
+		d = classifier.Decision{Action: classifier.ActionDeny, Rule: classifier.RulePlacement, Reason: err.Error(), Findings: d.Findings}
 	}
+	decided = d
 	if aerr := audit(pol.AuditLog, f, podID, facts, d, controls); aerr != nil {
 		return "", aerr
 	}
@@ -319,7 +340,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	rules := hardening.ExecRules(tier)
 	rules.Requested = requested
-	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary}}
+	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary}, Metrics: pol.MetricsTextfile}
 	if optsAny != nil {
 		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
 	}

@@ -202,3 +202,23 @@ func (p *Pod) Remove() error {
 func (p *Pod) member(id string) string {
 	return filepath.Join(p.dir, memberPrefix+filepath.Base(id))
 }
+
+// CountPods counts the pods every containerd's Triage serves on this node, by the tier of
+// their decision (JSON with a "tier").
+func CountPods() map[string]int {
+	counts := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(Root, "*", "*@*", decisionName))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var d struct {
+			Tier string `json:"tier"`
+		}
+		if json.Unmarshal(b, &d) == nil && d.Tier != "" {
+			counts[d.Tier]++
+		}
+	}
+	return counts
+}

@@ -39,6 +39,9 @@ type Container struct {
 	Delegate Delegate `json:"delegate"`
 	// Exec are the rules every exec into the container follows.
 	Exec execrule.Rules `json:"exec"`
+	// Metrics is the policy's metrics_textfile when the container started ("" for none),
+	// which its delete updates.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // ErrNoMarker is returned when a bundle has no Triage marker, or an empty
