@@ -13,7 +13,7 @@ import (
 func check(args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("check", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	config := fset.String("config", policy.DefaultPath, "policy `file` to check")
+	config := fset.String("config", defaultPolicy(), "policy `file` to check ($TRIAGE_POLICY, else "+policy.DefaultPath+")")
 	positional, err := parse(fset, args)
 	if err != nil {
 		return err

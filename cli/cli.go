@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+
+	"github.com/triage-runtime/triage/policy"
 )
 
 // Version is the release version, set at link time with
@@ -122,4 +125,13 @@ func (kv keyValues) Set(s string) error {
 	}
 	kv[k] = v
 	return nil
+}
+
+// defaultPolicy is the policy a command reads without --config: the one TRIAGE_POLICY names
+// (as the shim, in containerd's environment), else policy.DefaultPath.
+func defaultPolicy() string {
+	if p := os.Getenv("TRIAGE_POLICY"); p != "" {
+		return p
+	}
+	return policy.DefaultPath
 }

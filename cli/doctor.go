@@ -128,7 +128,7 @@ func doctor(args []string, stdout, stderr io.Writer) error {
 func runDoctor(args []string, stdout, stderr io.Writer, node nodeView) error {
 	fset := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	config := fset.String("config", policy.DefaultPath, "policy `file` to check this node against")
+	config := fset.String("config", defaultPolicy(), "policy `file` to check this node against ($TRIAGE_POLICY, else "+policy.DefaultPath+")")
 	output := fset.String("output", "text", "output `format`: text or json")
 	fset.Usage = func() {
 		fmt.Fprintf(fset.Output(), "usage: triage doctor [--config FILE] [--output text|json]\n\n"+

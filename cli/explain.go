@@ -34,7 +34,7 @@ const taskDir = "io.containerd.runtime.v2.task"
 func explain(args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	config := fset.String("config", policy.DefaultPath, "policy `file`")
+	config := fset.String("config", defaultPolicy(), "policy `file` ($TRIAGE_POLICY, else "+policy.DefaultPath+")")
 	namespace := fset.String("namespace", "", "containerd `namespace` (default: taken from a containerd bundle path, else \"default\")")
 	image := fset.String("image", "", "image `reference` as containerd records it (none: the workload has no image)")
 	cri := fset.Bool("cri", true, "in containerd namespace k8s.io, take the workload as made by the CRI plugin, so its io.kubernetes.cri.* annotations are believed (the shim checks containerd's record)")

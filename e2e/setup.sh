@@ -26,6 +26,8 @@ CTRD2=v2.4.2
 CRICTL=v1.36.0
 # critest, the CRI validation suite (e2e/critest), from the same cri-tools release as crictl.
 CRITEST=v1.36.0
+# nerdctl, for the nerdctl e2e (a v1 release: it builds from the module proxy as is).
+NERDCTL=v1.7.7
 # Kata runtime (src/runtime module, main branch); its shim prints a plain address (1.6 and 2.x).
 KATA_PV=v0.0.0-20250828155603-754f07cff239
 # Bump when a build recipe below changes without a version change, so cached outputs are rebuilt.
@@ -167,6 +169,16 @@ build_crictl() { # $1=outdir
 }
 CRICTL_DIR=$CACHE/crictl-$CRICTL
 cached "crictl $CRICTL recipe $RECIPE" "$CRICTL_DIR" build_crictl
+
+# --- 5a. nerdctl ------------------------------------------------------------------------------------------
+build_nerdctl() ( # $1=outdir
+	gomodule "$CACHE/src/nerdctl-$NERDCTL" e2e/nerdctl
+	"$GO" get "github.com/containerd/nerdctl@$NERDCTL" "github.com/containerd/nerdctl/cmd/nerdctl@$NERDCTL"
+	CGO_ENABLED=0 "$GO" build -ldflags "-s -w" -o "$1/nerdctl" github.com/containerd/nerdctl/cmd/nerdctl
+	cd / && rm -rf "$CACHE/src/nerdctl-$NERDCTL"
+)
+NERDCTL_DIR=$CACHE/nerdctl-$NERDCTL
+cached "nerdctl $NERDCTL recipe $RECIPE" "$NERDCTL_DIR" build_nerdctl
 
 # --- 5b. critest: a Go test binary (ginkgo), so it is built with go test -c ---------------------------------
 # A subshell, so the caller's working directory (the later steps resolve e2e/ paths from it) stays.
@@ -341,6 +353,7 @@ RUNSC_SHIM=$GV_OLD_DIR/containerd-shim-runsc-v1
 RUNSC_NEW=$GV_NEW_DIR/runsc
 RUNSC_SHIM_NEW=$GV_NEW_DIR/containerd-shim-runsc-v1
 CRICTL=$CRICTL_DIR/crictl
+NERDCTL=$NERDCTL_DIR/nerdctl
 CRITEST=$CRITEST_DIR/critest
 BUSYBOX_TAR=$IMAGES_DIR/busybox.tar
 PAUSE_TAR=$IMAGES_DIR/pause.tar

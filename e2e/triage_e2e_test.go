@@ -81,11 +81,23 @@ config_path = "@RUNSC_CONFIG@"
 // daemon's runsc config (systrap platform) and @DIR@ for the daemon's folder.
 func startNode(t *testing.T, v harness.Version, policy string) *node {
 	t.Helper()
+	return startNodeEnv(t, v, policy, false)
+}
+
+// startNodeEnv is startNode; with policyInEnv, containerd's environment names the policy
+// (TRIAGE_POLICY), for clients that pass no runtime options (nerdctl).
+func startNodeEnv(t *testing.T, v harness.Version, policy string, policyInEnv bool) *node {
+	t.Helper()
 	env := harness.LoadEnv(t)
 	bin := triageBin(t)
 	polDir := t.TempDir()
 	n := &node{t: t, policy: filepath.Join(polDir, "policy.toml"), audit: filepath.Join(polDir, "decisions.jsonl")}
+	var daemonEnv []string
+	if policyInEnv {
+		daemonEnv = []string{"TRIAGE_POLICY=" + n.policy}
+	}
 	n.Daemon = harness.StartContainerd(t, env, v, harness.Options{
+		Env:       daemonEnv,
 		ExtraPath: []string{bin},
 		Runtimes: []harness.Runtime{{
 			Name: "triage", Type: runtimeType,

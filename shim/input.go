@@ -2,6 +2,7 @@ package shim
 
 import (
 	"fmt"
+	"strings"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
@@ -17,8 +18,25 @@ import (
 // every start of the node.
 var policies policy.Cache
 
-// DefaultPolicyPath is read when the runtime options name no policy.
+// DefaultPolicyPath is read when the runtime options name no policy and containerd's
+// environment names none (PolicyPathEnv).
 const DefaultPolicyPath = "/etc/triage/triage.toml"
+
+// PolicyPathEnv, in containerd's environment (which its shims inherit), names the policy
+// read when the runtime options name none: nerdctl and `ctr run --runtime` without
+// --runtime-config-path pass no options. A systemd drop-in sets it with
+// Environment=TRIAGE_POLICY=/path/to/triage.toml.
+const PolicyPathEnv = "TRIAGE_POLICY"
+
+// defaultPolicyPath is the policy read when the runtime options name none.
+func defaultPolicyPath(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, PolicyPathEnv+"="); ok && v != "" {
+			return v
+		}
+	}
+	return DefaultPolicyPath
+}
 
 // startInput is what containerd wrote on `start`'s stdin.
 type startInput struct {
@@ -54,10 +72,11 @@ func parseStartInput(b []byte, f flags) (startInput, error) {
 }
 
 // loadPolicy loads the policy the runtime options name: ConfigBody (inline
-// TOML, containerd 1.7+ CRI), else ConfigPath, else DefaultPolicyPath.
-func loadPolicy(opts *anypb.Any) (*policy.Policy, error) {
+// TOML, containerd 1.7+ CRI), else ConfigPath, else the one containerd's
+// environment env names, else DefaultPolicyPath.
+func loadPolicy(opts *anypb.Any, env []string) (*policy.Policy, error) {
 	if opts == nil {
-		return policies.Load(DefaultPolicyPath)
+		return policies.Load(defaultPolicyPath(env))
 	}
 	if opts.MessageIs(&runcoptions.Options{}) {
 		return nil, fmt.Errorf("runtime options are runc Options, but %s takes runtimeoptions: set options.ConfigPath (or TypeUrl + ConfigPath) for the triage runtime in the containerd config", RuntimeType)
@@ -72,6 +91,6 @@ func loadPolicy(opts *anypb.Any) (*policy.Policy, error) {
 	case len(o.GetConfigBody()) > 0:
 		return policies.Parse("<runtime options ConfigBody>", o.GetConfigBody())
 	default:
-		return policies.Load(DefaultPolicyPath)
+		return policies.Load(defaultPolicyPath(env))
 	}
 }

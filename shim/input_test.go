@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -69,14 +71,14 @@ func TestParseStartInput(t *testing.T) {
 }
 
 func TestLoadPolicyRefusesRuncOptions(t *testing.T) {
-	_, err := loadPolicy(mustAny(t, &runcoptions.Options{BinaryName: "runc"}))
+	_, err := loadPolicy(mustAny(t, &runcoptions.Options{BinaryName: "runc"}), nil)
 	if err == nil {
 		t.Fatal("runc Options accepted as Triage's runtime options")
 	}
 }
 
 func TestLoadPolicyNamesMissingFile(t *testing.T) {
-	_, err := loadPolicy(mustAny(t, &runtimeoptions.Options{ConfigPath: "/nonexistent/triage.toml"}))
+	_, err := loadPolicy(mustAny(t, &runtimeoptions.Options{ConfigPath: "/nonexistent/triage.toml"}), nil)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/triage.toml") {
 		t.Fatalf("error %v does not name the missing policy file", err)
 	}
@@ -107,5 +109,27 @@ func TestPodOf(t *testing.T) {
 				t.Fatalf("podOf = %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDefaultPolicyPathFromContainerdsEnvironment: without runtime options (nerdctl, ctr
+// without --runtime-config-path), TRIAGE_POLICY in containerd's environment names the
+// policy.
+func TestDefaultPolicyPathFromContainerdsEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, DefaultPolicyPath},
+		{[]string{"PATH=/bin", "TRIAGE_POLICY=/srv/triage.toml"}, "/srv/triage.toml"},
+		{[]string{"TRIAGE_POLICY="}, DefaultPolicyPath},
+	} {
+		if got := defaultPolicyPath(tc.env); got != tc.want {
+			t.Errorf("defaultPolicyPath(%q) = %q, want %q", tc.env, got, tc.want)
+		}
+	}
+	_, err := loadPolicy(nil, []string{"TRIAGE_POLICY=/nonexistent/from-env.toml"})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/nonexistent/from-env.toml") {
+		t.Errorf("loadPolicy with TRIAGE_POLICY: %v, want the missing file named", err)
 	}
 }

@@ -110,7 +110,7 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("read stdin: %w", err)
 		}
-		return printInfo(ctx, in, stdout)
+		return printInfo(ctx, in, f.env, stdout)
 	}
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("-namespace and -id are required (this binary is started by containerd for runtime %s)", RuntimeType)
@@ -144,7 +144,7 @@ func run(ctx context.Context, f flags, stdin io.Reader, stdout io.Writer) error 
 
 // printInfo answers containerd 2.x's `-info` (stdin: the runtime options as
 // a marshalled Any) with a RuntimeInfo.
-func printInfo(ctx context.Context, in []byte, stdout io.Writer) error {
+func printInfo(ctx context.Context, in []byte, env []string, stdout io.Writer) error {
 	info := &types.RuntimeInfo{
 		Name:    RuntimeType,
 		Version: &types.RuntimeVersion{Version: Version},
@@ -152,7 +152,7 @@ func printInfo(ctx context.Context, in []byte, stdout io.Writer) error {
 	// Without features CRI promises the kubelet nothing (no recursive
 	// read-only mounts, no user namespaces): safe, and what containerd
 	// does when -info fails.
-	info.Features, _ = delegateFeatures(ctx, in)
+	info.Features, _ = delegateFeatures(ctx, in, env)
 	b, err := proto.Marshal(info)
 	if err != nil {
 		return err
@@ -168,7 +168,7 @@ var errMixedTiers = errors.New("the policy's tiers do not all run on the same ru
 // every tier of the policy runs on runc with the same options. CRI turns
 // features into promises to the kubelet; a tier on gVisor or Kata might not
 // keep runc's, so a mixed policy reports none.
-func delegateFeatures(ctx context.Context, in []byte) (*anypb.Any, error) {
+func delegateFeatures(ctx context.Context, in []byte, env []string) (*anypb.Any, error) {
 	var opts *anypb.Any
 	if len(in) > 0 {
 		opts = &anypb.Any{}
@@ -176,7 +176,7 @@ func delegateFeatures(ctx context.Context, in []byte) (*anypb.Any, error) {
 			return nil, err
 		}
 	}
-	pol, err := loadPolicy(opts)
+	pol, err := loadPolicy(opts, env)
 	if err != nil {
 		return nil, err
 	}

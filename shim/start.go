@@ -207,7 +207,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	loaded := make(chan policyResult, 1)
 	go func() {
-		pol, err := loadPolicy(in.options)
+		pol, err := loadPolicy(in.options, f.env)
 		loaded <- policyResult{pol, err}
 	}()
 	spec, raw, specErr := state.ReadSpecBytes(bundle)

@@ -189,6 +189,12 @@ func (d *Daemon) Crictl(ctx context.Context, args ...string) (stdout, stderr str
 	return d.run(ctx, d.env.Crictl, append([]string{"--config", d.layout.crictlConfig()}, args...)...)
 }
 
+// Nerdctl runs nerdctl against this daemon with the given global flags first (its own data
+// root, say). err reports only a failure to run nerdctl.
+func (d *Daemon) Nerdctl(ctx context.Context, args ...string) (stdout, stderr string, exit int, err error) {
+	return d.run(ctx, d.env.Nerdctl, append([]string{"--address", d.layout.socket()}, args...)...)
+}
+
 // Command returns a command that runs bin with the daemon's PATH and, when the daemon has a
 // private /run (Options.PrivateRun), in its mount namespace.
 func (d *Daemon) Command(ctx context.Context, bin string, args ...string) *exec.Cmd {

@@ -37,6 +37,7 @@ type Env struct {
 	RunscNew     string // RUNSC_NEW: runsc matching RunscShimNew
 	RunscShimNew string // RUNSC_SHIM_NEW: containerd-shim-runsc-v1 printing JSON (containerd >= 1.7 only)
 	Crictl       string // CRICTL
+	Nerdctl      string // NERDCTL: nerdctl v1, built from its module
 	BusyboxTar   string // BUSYBOX_TAR: OCI archive of docker.io/library/busybox:e2e
 	PauseTar     string // PAUSE_TAR: OCI archive of localhost/e2e/pause:1
 	CNIBinDir    string // CNI_BIN_DIR: loopback and the link-local dummy plugin
@@ -64,6 +65,7 @@ func (e *Env) fields() map[string]*string {
 		"RUNSC_NEW":      &e.RunscNew,
 		"RUNSC_SHIM_NEW": &e.RunscShimNew,
 		"CRICTL":         &e.Crictl,
+		"NERDCTL":        &e.Nerdctl,
 		"BUSYBOX_TAR":    &e.BusyboxTar,
 		"PAUSE_TAR":      &e.PauseTar,
 		"CNI_BIN_DIR":    &e.CNIBinDir,
