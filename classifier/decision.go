@@ -85,7 +85,6 @@ func deny(rule, reason string) Decision {
 	return Decision{Action: ActionDeny, Rule: rule, Reason: reason}
 }
 
-
 // WouldBeRefused records in an audited decision that the hardening of the tier it would
 // run in refuses the workload: enforcement would deny it.
 func (d Decision) WouldBeRefused(err error) Decision {

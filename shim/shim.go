@@ -22,7 +22,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/shim/delegate"
+	"github.com/triage-runtime/triage/shim/front"
 	"github.com/triage-runtime/triage/shim/proc"
 	"github.com/triage-runtime/triage/shim/router"
 )
@@ -95,7 +98,7 @@ func Run(ctx context.Context, c Call) int {
 	f.dir, f.env, f.procs = c.Dir, c.Env, c.Procs
 	if err := run(ctx, f, c.Stdin, c.Stdout); err != nil {
 		fmt.Fprintf(c.Stderr, "containerd-shim-triage-v2 %s: %v\n", f.action, err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -213,4 +216,17 @@ func delegateFeatures(ctx context.Context, in []byte, env []string) (*anypb.Any,
 		return nil, err
 	}
 	return di.GetFeatures(), nil
+}
+
+// exitCode is the exit code of a failed call: its kind, which a caller that runs the call
+// itself (the router) turns back into an error code.
+func exitCode(err error) int {
+	var refusal *hardening.Error
+	switch {
+	case errors.Is(err, classifier.ErrDenied) || errors.As(err, &refusal):
+		return front.ExitDenied
+	case errors.Is(err, ErrTierUnrunnable):
+		return front.ExitUnrunnable
+	}
+	return front.ExitFailed
 }

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/triage-runtime/triage/classifier"
+	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/policy"
+	"github.com/triage-runtime/triage/shim/front"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
@@ -158,6 +160,25 @@ func TestDelegateFailedNamesTheCopyNextToContainerd(t *testing.T) {
 		}
 		if got := strings.Contains(err.Error(), "not on containerd's PATH"); got != tc.hint {
 			t.Errorf("%s: hint %t, want %t: %v", tc.name, got, tc.hint, err)
+		}
+	}
+}
+
+// TestExitCodeKeepsTheKind: a failed call's exit code says what failed, for the router.
+func TestExitCodeKeepsTheKind(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"denied by a rule", (&classifier.Decision{Action: classifier.ActionDeny, Rule: "r", Reason: "no"}).Err(), front.ExitDenied},
+		{"refused by the hardening", fmt.Errorf("start: %w", &hardening.Error{Control: "hooks", Err: hardening.ErrHooks}), front.ExitDenied},
+		{"tier cannot run", fmt.Errorf("%w: tier %q: %w", ErrTierUnrunnable, "isolated", errors.New("no /dev/kvm")), front.ExitUnrunnable},
+		{"anything else", errors.New("disk full"), front.ExitFailed},
+	}
+	for _, tc := range cases {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

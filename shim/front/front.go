@@ -34,6 +34,21 @@ const DaemonBinary = "triage-shimd"
 // SocketDir holds Triage's sockets (the routers' too).
 const SocketDir = "/run/triage/s"
 
+// Exit codes of a shim call besides 0: the kind of failure, kept for a caller that runs a
+// call itself (the router, for a container that joins its pod), which turns it back into
+// an error code.
+const (
+	// ExitFailed: any other failure.
+	ExitFailed = 1
+	// ExitDenied: the policy, or the tier's hardening, refused the workload.
+	ExitDenied = 3
+	// ExitUnrunnable: the workload's tier cannot run on this node (its delegate is
+	// missing, or what it needs).
+	ExitUnrunnable = 4
+	// ExitLost: triage-shimd ended the call without an answer (it died).
+	ExitLost = 5
+)
+
 // helloTimeout bounds the wait for a daemon's greeting; without one the call
 // runs in this process.
 const helloTimeout = time.Second
@@ -193,7 +208,7 @@ func call(sock string, args []string, dir string, env []string, stdin io.Reader,
 	c.Raw().SetReadDeadline(time.Time{})
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "containerd-shim-triage-v2: %v\n", err)
-		return 1
+		return ExitFailed
 	}
 	var in []byte
 	if readsStdin(args) {
@@ -217,7 +232,8 @@ func call(sock string, args []string, dir string, env []string, stdin io.Reader,
 		m, files, err := c.Recv()
 		if err != nil {
 			s.killAll()
-			return fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err)), true, nil
+			fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err))
+			return ExitLost, true, nil
 		}
 		switch {
 		case m.Spawn != nil:

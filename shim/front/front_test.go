@@ -136,7 +136,7 @@ func TestDaemonGoneMidCallKillsWhatItStarted(t *testing.T) {
 	})
 	var stderr bytes.Buffer
 	code, answered, _ := call(sock, []string{"start"}, "", nil, strings.NewReader(""), io.Discard, &stderr)
-	if !answered || code != 1 || !strings.Contains(stderr.String(), "the workload was not started") {
+	if !answered || code != ExitLost || !strings.Contains(stderr.String(), "the workload was not started") {
 		t.Fatalf("call: answered %v, exit %d, stderr %q; want a failure that says the workload was not started", answered, code, stderr.String())
 	}
 	p := <-pid

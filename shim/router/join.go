@@ -2,7 +2,6 @@ package router
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/triage-runtime/triage/shim/front"
@@ -52,14 +52,31 @@ func (j joiner) join(r *taskv2.CreateTaskRequest) error {
 		return err
 	}
 	var stdout, stderr bytes.Buffer
-	if front.Run(j.daemon, args, r.Bundle, os.Environ(), stdin, &stdout, &stderr) != 0 {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = fmt.Sprintf("%s start failed without a message", front.DaemonBinary)
-		}
-		return errors.New(msg)
+	code := front.Run(j.daemon, args, r.Bundle, os.Environ(), stdin, &stdout, &stderr)
+	return startError(code, strings.TrimSpace(stderr.String()))
+}
+
+// startError is the error of a joining container's `start` that exited with code,
+// of the kind the code says: containerd and the kubelet tell a refusal
+// (PermissionDenied) from a node that cannot run the tier (FailedPrecondition), a
+// daemon that died (Unavailable) and anything else (Unknown).
+func startError(code int, msg string) error {
+	if code == 0 {
+		return nil
 	}
-	return nil
+	if msg == "" {
+		msg = fmt.Sprintf("%s start failed without a message", front.DaemonBinary)
+	}
+	var kind error = errdefs.ErrUnknown
+	switch code {
+	case front.ExitDenied:
+		kind = errdefs.ErrPermissionDenied
+	case front.ExitUnrunnable:
+		kind = errdefs.ErrFailedPrecondition
+	case front.ExitLost:
+		kind = errdefs.ErrUnavailable
+	}
+	return fmt.Errorf("%s: %w", msg, kind)
 }
 
 // start is the command line and stdin of r's `start`: a delegate it starts

@@ -4,9 +4,13 @@ import (
 	"slices"
 	"testing"
 
+	"errors"
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/triage-runtime/triage/shim/front"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -39,5 +43,32 @@ func TestJoinStartsWithBootstrapParams(t *testing.T) {
 	}
 	if len(p.GetExtensions()) != 1 || !proto.Equal(p.GetExtensions()[0].GetValue(), opts) {
 		t.Errorf("extensions %v, want the runtime options %v", p.GetExtensions(), opts)
+	}
+}
+
+// TestStartErrorKeepsItsKind: a joining container's failed start reaches containerd with
+// the code of its kind, through the start's exit code and the router's gRPC error.
+func TestStartErrorKeepsItsKind(t *testing.T) {
+	cases := []struct {
+		name string
+		code int
+		kind error
+	}{
+		{"denied by the policy", front.ExitDenied, errdefs.ErrPermissionDenied},
+		{"tier cannot run here", front.ExitUnrunnable, errdefs.ErrFailedPrecondition},
+		{"triage-shimd died", front.ExitLost, errdefs.ErrUnavailable},
+		{"anything else", front.ExitFailed, errdefs.ErrUnknown},
+	}
+	for _, tc := range cases {
+		err := startError(tc.code, "triage: why")
+		if !errors.Is(err, tc.kind) {
+			t.Errorf("%s: %v is not %v", tc.name, err, tc.kind)
+		}
+		if back := errgrpc.ToNative(errgrpc.ToGRPC(err)); !errors.Is(back, tc.kind) {
+			t.Errorf("%s: over gRPC it became %v", tc.name, back)
+		}
+	}
+	if startError(0, "") != nil {
+		t.Error("exit 0 is an error")
 	}
 }

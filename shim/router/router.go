@@ -203,9 +203,11 @@ func (s *Service) lookup(id string) (*entry, error) {
 func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*taskv2.CreateTaskResponse, error) {
 	m, err := state.ReadContainer(r.Bundle)
 	if errors.Is(err, state.ErrNoMarker) && s.join != nil {
-		if err = s.join(r); err == nil {
-			m, err = state.ReadContainer(r.Bundle)
+		if err = s.join(r); err != nil {
+			// The start's own kind: a refusal, an unrunnable tier, a lost daemon.
+			return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w", r.ID, err))
 		}
+		m, err = state.ReadContainer(r.Bundle)
 	}
 	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w: %w", r.ID, err, errdefs.ErrFailedPrecondition))

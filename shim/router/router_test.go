@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/triage-runtime/triage/hardening/execrule"
+	"github.com/triage-runtime/triage/shim/front"
 	"github.com/triage-runtime/triage/shim/state"
 )
 
@@ -450,7 +450,7 @@ func TestCreateJoinsContainerWithoutStart(t *testing.T) {
 	s.join = func(r *taskv2.CreateTaskRequest) error {
 		joined = append(joined, r.ID)
 		if r.ID == "refused" {
-			return errors.New(`containerd-shim-triage-v2 start: denied by rule "deny-privileged"`)
+			return startError(front.ExitDenied, `containerd-shim-triage-v2 start: denied by rule "deny-privileged"`)
 		}
 		b := bundleFor(t, addr)
 		marker, err := os.ReadFile(filepath.Join(b, "triage.json"))
@@ -466,8 +466,8 @@ func TestCreateJoinsContainerWithoutStart(t *testing.T) {
 		t.Errorf("delegate created %q, want joins", got)
 	}
 	_, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "refused", Bundle: t.TempDir()})
-	if !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) || !strings.Contains(err.Error(), "deny-privileged") {
-		t.Errorf("Create of a refused container: %v, want FailedPrecondition naming the rule", err)
+	if !errdefs.IsPermissionDenied(errgrpc.ToNative(err)) || !strings.Contains(err.Error(), "deny-privileged") {
+		t.Errorf("Create of a refused container: %v, want PermissionDenied naming the rule", err)
 	}
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "started", Bundle: bundleFor(t, addr)}); err != nil {
 		t.Fatal(err)
