@@ -41,7 +41,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	if errors.Is(err, state.ErrNoMarker) {
 		// start failed before it recorded a delegate: nothing ran, but a start killed
 		// half-way may have left the delegate it was starting, serving nothing.
-		endStaleDelegate(ctx, "unix://"+shimSocket(defaultShimSocketDir, f.address, f.namespace, f.id), f.id)
+		endStaleDelegate(ctx, f, "unix://"+shimSocket(defaultShimSocketDir, f.address, f.namespace, f.id), f.id)
 		if err := unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			log.G(ctx).WithError(err).Warn("unmount rootfs")
 		}

@@ -41,8 +41,19 @@ func endStalePod(ctx context.Context, f flags, podID string, members []string, s
 	}
 	for _, id := range append(slices.Clone(members), podID) {
 		for _, dir := range dirs {
-			endStaleDelegate(ctx, "unix://"+shimSocket(dir, f.address, f.namespace, id), id)
+			endStaleDelegate(ctx, f, "unix://"+shimSocket(dir, f.address, f.namespace, id), id)
 		}
+	}
+}
+
+// endLeftDelegate ends a delegate shim that serves the socket containerd's shim library
+// names for this container's id although its pod has no state: one a start killed
+// half-way left, which would otherwise take the new container (runsc's shim reuses a
+// socket it finds served). Without such a socket, it costs a stat.
+func endLeftDelegate(ctx context.Context, f flags) {
+	sock := shimSocket(defaultShimSocketDir, f.address, f.namespace, f.id)
+	if _, err := os.Lstat(sock); err == nil {
+		endStaleDelegate(ctx, f, "unix://"+sock, f.id)
 	}
 }
 
@@ -55,7 +66,7 @@ func shimSocket(dir, address, ns, id string) string {
 
 // endStaleDelegate deletes container id from the delegate shim at address, if one serves
 // there, and shuts it down.
-func endStaleDelegate(ctx context.Context, address, id string) {
+func endStaleDelegate(ctx context.Context, f flags, address, id string) {
 	if !delegate.Reachable(address) {
 		// Its shim is gone; a socket file it left is stale.
 		delegate.RemoveStaleSocket(address, 0)
@@ -79,7 +90,12 @@ func endStaleDelegate(ctx context.Context, address, id string) {
 		c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id})
 		select {
 		case <-closed:
-		case <-time.After(reapTimeout):
+		case <-time.After(reapTimeout / 4):
+			// It serves nothing containerd knows, yet stays (a start killed in the middle
+			// of its own): end it.
+			for _, pid := range shimDaemons(f, id) {
+				unix.Kill(pid, unix.SIGKILL)
+			}
 		}
 		c.Close()
 		delegate.RemoveStaleSocket(address, reapTimeout)
@@ -87,9 +103,25 @@ func endStaleDelegate(ctx context.Context, address, id string) {
 	}
 }
 
+// shimDaemons lists the delegate shims (containerd-shim-*, not Triage's own) started for
+// container id of namespace ns of the containerd at address, by their command lines.
+func shimDaemons(f flags, id string) []int {
+	return daemons(func(name string, args []string) bool {
+		return strings.HasPrefix(name, "containerd-shim-") && name != "containerd-shim-triage-v2" &&
+			flagIs(args, "address", f.address) && flagIs(args, "namespace", f.namespace) && flagIs(args, "id", id)
+	})
+}
+
 // routerDaemons lists the routers serving pod of namespace ns of the containerd at
 // address, by their command lines.
 func routerDaemons(address, ns, pod string) []int {
+	return daemons(func(name string, args []string) bool {
+		return name == router.DaemonBinary && flagIs(args, "address", address) && flagIs(args, "namespace", ns) && flagIs(args, "id", pod)
+	})
+}
+
+// daemons lists the processes whose program name and arguments match.
+func daemons(match func(name string, args []string) bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -105,7 +137,7 @@ func routerDaemons(address, ns, pod string) []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(args[0]) == router.DaemonBinary && flagIs(args, "address", address) && flagIs(args, "namespace", ns) && flagIs(args, "id", pod) {
+		if match(filepath.Base(args[0]), args) {
 			pids = append(pids, pid)
 		}
 	}

@@ -242,6 +242,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	var g *guess
 	early := !state.PodExists(f.address, f.namespace, podID)
 	if early {
+		endLeftDelegate(ctx, f)
 		g = startGuess(ctx, guessTier(pol, false, classifier.Decision{}, known), inv, in, nil)
 	}
 	defer func() {
