@@ -42,7 +42,7 @@ var errUsage = errors.New("usage")
 
 // Main runs the triage command with args (without the program name) and returns the exit
 // code.
-func Main(args []string, stdout, stderr io.Writer) int {
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -50,7 +50,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "explain":
-		err = explain(rest, stdout, stderr)
+		err = explain(rest, stdin, stdout, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
 	case "config":

@@ -18,7 +18,7 @@ const (
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Main(args, &out, &errOut)
+	code = Main(args, strings.NewReader(""), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 

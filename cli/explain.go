@@ -12,6 +12,7 @@ import (
 
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
+	"github.com/triage-runtime/triage/k8s"
 	"github.com/triage-runtime/triage/node"
 	"github.com/triage-runtime/triage/policy"
 )
@@ -31,7 +32,7 @@ type explanation struct {
 // .../io.containerd.runtime.v2.task/NAMESPACE/ID.
 const taskDir = "io.containerd.runtime.v2.task"
 
-func explain(args []string, stdout, stderr io.Writer) error {
+func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	config := fset.String("config", defaultPolicy(), "policy `file` ($TRIAGE_POLICY, else "+policy.DefaultPath+")")
@@ -41,12 +42,16 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	imageDigest := fset.String("image-digest", "", "`digest` of the content containerd's record of the image holds (sha256:…)")
 	id := fset.String("id", "", "container `id` (default: the bundle folder's name)")
 	output := fset.String("output", "text", "output `format`: text or json")
+	sandboxImage := fset.String("sandbox-image", k8s.DefaultSandboxImage, "containerd's sandbox_image, the pause container of a manifest's pods")
 	labels := keyValues{}
 	fset.Var(labels, "label", "containerd container label `KEY=VALUE` (repeatable)")
 	nsLabels := keyValues{}
 	fset.Var(nsLabels, "namespace-label", "label `KEY=VALUE` of the containerd namespace (repeatable)")
 	fset.Usage = func() {
-		fmt.Fprintf(fset.Output(), "usage: triage explain [flags] BUNDLE_DIR|CONFIG_JSON\n\nflags:\n")
+		fmt.Fprintf(fset.Output(), "usage: triage explain [flags] BUNDLE_DIR|CONFIG_JSON|MANIFEST|-\n\n"+
+			"A MANIFEST (a file, or - for stdin) holds Kubernetes objects in YAML or JSON: each\n"+
+			"container of its Pods and workloads' pod templates is decided. --namespace, --image,\n"+
+			"--image-digest, --id, --label and --namespace-label apply to an OCI spec only.\n\nflags:\n")
 		fset.PrintDefaults()
 	}
 	positional, err := parse(fset, args)
@@ -54,7 +59,7 @@ func explain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(positional) != 1 {
-		return usageError(fset, "want one BUNDLE_DIR or CONFIG_JSON, got %d arguments", len(positional))
+		return usageError(fset, "want one BUNDLE_DIR, CONFIG_JSON, MANIFEST or -, got %d arguments", len(positional))
 	}
 	if *output != "text" && *output != "json" {
 		return usageError(fset, "--output %q: use text or json", *output)
@@ -63,6 +68,16 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if positional[0] == "-" {
+		data, err := io.ReadAll(stdin)
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		if !k8s.IsManifest(data) {
+			return fmt.Errorf("stdin is not a Kubernetes manifest (no apiVersion and kind): give an OCI spec as a file or bundle directory")
+		}
+		return explainManifest(stdout, p, data, manifestOptions(*sandboxImage), *output)
+	}
 	specPath, err := specFile(positional[0])
 	if err != nil {
 		return err
@@ -70,6 +85,10 @@ func explain(args []string, stdout, stderr io.Writer) error {
 	data, err := os.ReadFile(specPath)
 	if err != nil {
 		return fmt.Errorf("read OCI spec: %w", err)
+	}
+	// A manifest is told apart by its content (apiVersion and kind), not its name.
+	if k8s.IsManifest(data) {
+		return explainManifest(stdout, p, data, manifestOptions(*sandboxImage), *output)
 	}
 	facts := classifier.Facts{
 		Namespace:       *namespace,
@@ -132,6 +151,11 @@ func printControls(w io.Writer, e explanation) {
 	if e.HardeningError != "" {
 		fmt.Fprintf(w, "refused:  %s\n", e.HardeningError)
 	}
+}
+
+// manifestOptions are this machine's node facts for deriving a manifest's specs.
+func manifestOptions(sandboxImage string) k8s.Options {
+	return k8s.Options{AppArmor: node.Host.AppArmor(), SandboxImage: sandboxImage}
 }
 
 // specFile returns the config.json of a bundle directory, or the file given.

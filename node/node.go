@@ -194,7 +194,7 @@ func (n Node) cgroupExists(p string) bool {
 func (n Node) HardeningHost(t *policy.Tier, id string, reach *classifier.Reach, unknown []string) hardening.Host {
 	h := hardening.Host{
 		ID: id, Reach: reach, UnknownFields: unknown,
-		AppArmor:       strings.TrimSpace(n.read("/sys/module/apparmor/parameters/enabled")) == "Y",
+		AppArmor:       n.AppArmor(),
 		UserNamespaces: n.userNamespaces(),
 	}
 	switch t.Kind() {
@@ -204,6 +204,11 @@ func (n Node) HardeningHost(t *policy.Tier, id string, reach *classifier.Reach, 
 		h.GVisorOCISeccomp = GVisorOCISeccomp(t.ConfigPath)
 	}
 	return h
+}
+
+// AppArmor reports whether the node's kernel has AppArmor enabled.
+func (n Node) AppArmor() bool {
+	return strings.TrimSpace(n.read("/sys/module/apparmor/parameters/enabled")) == "Y"
 }
 
 func (n Node) read(p string) string {
