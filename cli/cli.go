@@ -27,8 +27,12 @@ const (
 const usage = `usage: triage COMMAND [flags]
 
 commands:
-  explain [flags] BUNDLE_DIR|CONFIG_JSON   show the decision for an OCI spec and why
+  explain [flags] BUNDLE_DIR|CONFIG_JSON|MANIFEST|-
+                                           show the decision for an OCI spec, or for each
+                                           container of Kubernetes manifests, and why
   check [--config FILE]                    validate a policy file
+  test FILE...                             check a policy's decisions against a file of cases
+                                           (exit 1 when a case fails, 2 when a file is malformed)
   config containerd [--version 1.6|2.x]    print the containerd config that registers the triage handler
   install [flags]                          install the binaries and policy, register the runtime in containerd
   doctor [--config FILE] [--output FMT]    check that this node can run every tier the policy uses
@@ -53,6 +57,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = explain(rest, stdin, stdout, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
+	case "test":
+		err = testCmd(rest, stdout, stderr)
 	case "config":
 		err = configCmd(rest, stdout, stderr)
 	case "install":
@@ -67,9 +73,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "triage: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
+	var coded *exitCodeError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &coded):
+		fmt.Fprintf(stderr, "triage %s: %v\n", args[0], err)
+		return coded.code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.Is(err, errUsage):
