@@ -1,5 +1,6 @@
-// Package cli implements the triage command: explain a decision, check a policy file,
-// print the version.
+// Package cli implements the triage command: explain a decision (for an OCI spec or the
+// containers of Kubernetes manifests), check a policy file, test a policy against a file of
+// cases, print the version.
 package cli
 
 import (

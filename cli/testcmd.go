@@ -175,6 +175,14 @@ func caseLines(data []byte) []int {
 	return out
 }
 
+// relative resolves a path of a test file against the file's folder.
+func relative(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
 // outcome is what one container got.
 type outcome struct {
 	container string
@@ -189,7 +197,7 @@ func runTestFile(path string, w io.Writer) (int, error) {
 		return 0, err
 	}
 	dir := filepath.Dir(path)
-	p, err := loadPolicy(filepath.Join(dir, tf.Policy))
+	p, err := loadPolicy(relative(dir, tf.Policy))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: policy: %w", errMalformedTest, path, err)
 	}
@@ -245,7 +253,7 @@ func decideCase(p *policy.Policy, dir string, tf *testFile, c testCase) ([]outco
 	if c.Spec != "" {
 		return decideSpecCase(p, dir, c)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, c.Manifest))
+	data, err := os.ReadFile(relative(dir, c.Manifest))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +276,7 @@ func decideCase(p *policy.Policy, dir string, tf *testFile, c testCase) ([]outco
 }
 
 func decideSpecCase(p *policy.Policy, dir string, c testCase) ([]outcome, error) {
-	specPath := filepath.Join(dir, c.Spec)
+	specPath := relative(dir, c.Spec)
 	data, err := os.ReadFile(specPath)
 	if err != nil {
 		return nil, err
