@@ -43,7 +43,7 @@ const (
 
 // ErrTierUnrunnable: the tier a workload needs cannot run on this node, and no stronger
 // fallback can.
-var ErrTierUnrunnable = errors.New("tier cannot run on this node")
+var ErrTierUnrunnable = errors.New("cannot run on this node")
 
 // place finds where a run decision runs on this node: its tier, or, when the
 // tier cannot run here and the policy names a fallback (always stronger),
@@ -63,7 +63,7 @@ func place(ctx context.Context, pol *policy.Policy, d classifier.Decision, publi
 			return tier, binary, d, nil
 		}
 		if tier.Fallback == "" {
-			return nil, "", d, fmt.Errorf("%w: tier %q: %w; fix the node (see `triage doctor`) or set a stronger fallback tier for %q in %s", ErrTierUnrunnable, tier.Name, err, tier.Name, pol.Source)
+			return nil, "", d, fmt.Errorf("tier %q %w: %w; fix the node (see `triage doctor`) or set a stronger fallback tier for %q in %s", tier.Name, ErrTierUnrunnable, err, tier.Name, pol.Source)
 		}
 		fb, _ := pol.Tier(tier.Fallback)
 		log.G(ctx).WithError(err).WithFields(log.Fields{"tier": tier.Name, "fallback": fb.Name}).Warn("tier cannot run on this node: falling back to a stronger tier")

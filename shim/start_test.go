@@ -173,7 +173,7 @@ func TestExitCodeKeepsTheKind(t *testing.T) {
 	}{
 		{"denied by a rule", (&classifier.Decision{Action: classifier.ActionDeny, Rule: "r", Reason: "no"}).Err(), front.ExitDenied},
 		{"refused by the hardening", fmt.Errorf("start: %w", &hardening.Error{Control: "hooks", Err: hardening.ErrHooks}), front.ExitDenied},
-		{"tier cannot run", fmt.Errorf("%w: tier %q: %w", ErrTierUnrunnable, "isolated", errors.New("no /dev/kvm")), front.ExitUnrunnable},
+		{"tier cannot run", fmt.Errorf("tier %q %w: %w", "isolated", ErrTierUnrunnable, errors.New("no /dev/kvm")), front.ExitUnrunnable},
 		{"anything else", errors.New("disk full"), front.ExitFailed},
 	}
 	for _, tc := range cases {
