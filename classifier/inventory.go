@@ -90,6 +90,33 @@ var Inventory = []Field{
 // as unknown fields.
 var otherPlatforms = []string{"solaris", "windows", "vm", "zos", "freebsd"}
 
+// DecodeSpec decodes a config.json as the runtime (Go's encoding/json, in runc and runsc)
+// will, and lists its unknown fields (see UnknownFields) with the fields of other
+// platforms. A spec whose fields the Go types all know, as containerd writes them, is
+// decoded once; only another one is walked field by field as well, which costs about twice
+// a decode. A key the runtime matches to a field case-insensitively ("Process") is that
+// field, as the runtime reads it.
+func DecodeSpec(data []byte) (*specs.Spec, []string, error) {
+	var s specs.Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&s) == nil && !dec.More() && s.Solaris == nil && s.Windows == nil && s.VM == nil && s.ZOS == nil && s.FreeBSD == nil {
+		return &s, nil, nil
+	}
+	s = specs.Spec{}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, nil, err
+	}
+	unknown, err := UnknownFields(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(unknown) == 0 {
+		unknown = nil
+	}
+	return &s, unknown, nil
+}
+
 // maxUnknownFields bounds how many unknown fields are reported.
 const maxUnknownFields = 10
 

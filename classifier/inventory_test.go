@@ -129,3 +129,42 @@ func TestInventoryDoc(t *testing.T) {
 		t.Errorf("%s is not the rendering of Inventory (err %v): run go test ./classifier -run TestInventoryDoc -update", doc, err)
 	}
 }
+
+func TestDecodeSpec(t *testing.T) {
+	cases := []struct {
+		name, json string
+		unknown    []string
+		err        bool
+	}{
+		{"known fields", `{"ociVersion":"1.2.0","process":{"args":["sh"]},"linux":{"cgroupsPath":"/default/c1"}}`, nil, false},
+		{"an unknown field", `{"process":{"args":["sh"]},"linux":{"futureKnob":true}}`, []string{"linux.futureKnob"}, false},
+		{"another platform's section", `{"process":{"args":["sh"]},"vm":{"hypervisor":{"path":"/bin/sh"}}}`, []string{"vm"}, false},
+		{"not JSON", `{"process":`, nil, true},
+		{"trailing data", `{"process":{"args":["sh"]}} {}`, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, unknown, err := DecodeSpec([]byte(tc.json))
+			if (err != nil) != tc.err {
+				t.Fatalf("err = %v, want error %t", err, tc.err)
+			}
+			if err == nil && (s == nil || !slices.Equal(unknown, tc.unknown)) {
+				t.Errorf("spec %v, unknown %q; want %q", s, unknown, tc.unknown)
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeSpec: a spec as containerd writes it is decoded once, as before unknown
+// fields were looked for.
+func BenchmarkDecodeSpec(b *testing.B) {
+	data, err := os.ReadFile("testdata/corpus/cri-runtime-mounts.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		if _, _, err := DecodeSpec(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
 	"github.com/triage-runtime/triage/k8s"
@@ -106,13 +104,11 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if facts.ID == "" {
 		facts.ID = filepath.Base(bundle)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
+	if spec, unknown, err := classifier.DecodeSpec(data); err != nil {
 		fmt.Fprintf(stderr, "triage explain: %s is not a valid OCI spec: %v\n", specPath, err)
 	} else {
-		facts.Spec = &spec
-		facts.UnknownFields, _ = classifier.UnknownFields(data)
-		facts.Reach = node.Host.Resolve(&spec, node.Workload{
+		facts.Spec, facts.UnknownFields = spec, unknown
+		facts.Reach = node.Host.Resolve(spec, node.Workload{
 			Bundle: bundle, ID: facts.ID,
 			Sensitive: node.Sensitive("", p.Source, p.AuditLog, bundle, ""),
 		})

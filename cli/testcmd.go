@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/triage-runtime/triage/classifier"
@@ -281,8 +279,8 @@ func decideSpecCase(p *policy.Policy, dir string, c testCase) ([]outcome, error)
 	if err != nil {
 		return nil, err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
+	spec, unknown, err := classifier.DecodeSpec(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid OCI spec: %w", c.Spec, err)
 	}
 	ns := c.Namespace
@@ -291,10 +289,9 @@ func decideSpecCase(p *policy.Policy, dir string, c testCase) ([]outcome, error)
 	}
 	bundle := filepath.Dir(specPath)
 	f := classifier.Facts{
-		ID: filepath.Base(bundle), Spec: &spec, Namespace: ns, CRI: ns == classifier.CRINamespace,
-		Image: c.Image, Reach: classifier.Lexical(&spec, bundle),
+		ID: filepath.Base(bundle), Spec: spec, Namespace: ns, CRI: ns == classifier.CRINamespace,
+		Image: c.Image, Reach: classifier.Lexical(spec, bundle), UnknownFields: unknown,
 	}
-	f.UnknownFields, _ = classifier.UnknownFields(data)
 	e := harden(p, classifier.Classify(p, f), f, capableNode)
 	return []outcome{{container: filepath.Base(c.Spec), d: e.Decision}}, nil
 }

@@ -99,6 +99,20 @@ func podOf(spec *specs.Spec, id string) (string, error) {
 	return id, nil
 }
 
+// readSpec reads the OCI spec of bundle, with its fields this Triage does not know.
+func readSpec(bundle string) (*specs.Spec, []string, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, unknown, err := classifier.DecodeSpec(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return spec, unknown, nil
+}
+
 // resolve reads what the spec's host-touching fields reach on this node. The folders of
 // containerd's and Triage's own are sensitive; the CRI plugin's and the kubelet's folders
 // of the container's own pod are not, when the CRI plugin made the container.
@@ -215,7 +229,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		pol, err := loadPolicy(in.options, f.env)
 		loaded <- policyResult{pol, err}
 	}()
-	spec, raw, specErr := state.ReadSpecBytes(bundle)
+	spec, unknown, specErr := readSpec(bundle)
 	lp := <-loaded
 	if lp.err != nil {
 		return "", lp.err
@@ -291,7 +305,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	facts := r.facts
 	facts.ID, facts.Spec = f.id, spec
-	facts.UnknownFields, _ = classifier.UnknownFields(raw)
+	facts.UnknownFields = unknown
 	facts.Reach = resolve(spec, f, pol, facts.CRI)
 	var d classifier.Decision
 	if member {

@@ -88,21 +88,15 @@ func ReadContainer(bundle string) (Container, error) {
 
 // ReadSpec reads the OCI spec of bundle.
 func ReadSpec(bundle string) (*specs.Spec, error) {
-	s, _, err := ReadSpecBytes(bundle)
-	return s, err
-}
-
-// ReadSpecBytes is ReadSpec, with the bytes of config.json.
-func ReadSpecBytes(bundle string) (*specs.Spec, []byte, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 	}
-	return &s, b, nil
+	return &s, nil
 }
 
 // WriteFileAtomic replaces name with data so that readers never see a torn
