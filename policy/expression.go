@@ -35,6 +35,8 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 // expression is a compiled rule expression.
 type expression struct {
 	prg cel.Program
+	// digest: the expression names facts.image_digest.
+	digest bool
 }
 
 // compile prepares every rule's match; the error joins one *Error per bad expression.
@@ -72,7 +74,7 @@ func compileExpression(src string) (*expression, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &expression{prg: prg}, nil
+	return &expression{prg: prg, digest: strings.Contains(src, "image_digest")}, nil
 }
 
 // issuesError puts CEL's compile errors on one line, each with its column in the

@@ -73,6 +73,16 @@ func (r *Rule) Matches(s *Subject) (bool, error) {
 	return m.expr.eval(s)
 }
 
+// UsesImageDigest reports whether a rule reads the digest of a workload's image content
+// (Subject.ImageDigest): only then does the shim ask containerd for it.
+func (p *Policy) UsesImageDigest() bool {
+	return slices.ContainsFunc(p.Rules, func(r *Rule) bool {
+		m := r.Match.compiled
+		return m != nil && (m.requireDigest || m.expr != nil && m.expr.digest ||
+			slices.ContainsFunc(m.images, func(g glob) bool { return g.digest }))
+	})
+}
+
 // compileMatch prepares m; its globs were or will be checked by Validate, and a malformed
 // one never matches.
 func compileMatch(m *Match) *compiledMatch {

@@ -61,3 +61,24 @@ reason = "pinned"
 		}
 	}
 }
+
+func TestUsesImageDigest(t *testing.T) {
+	rule := func(match string) string {
+		return "default_tier = \"a\"\n[tier.a]\nstrength = 1\nruntime = \"io.containerd.runc.v2\"\n[[rule]]\nname = \"r\"\ntier = \"a\"\nreason = \"r\"\n  [rule.match]\n  " + match + "\n"
+	}
+	for match, want := range map[string]bool{
+		`images = ["registry.internal/*"]`:                  false,
+		`images = ["sha256:ab*"]`:                           true,
+		`require_digest = true`:                             true,
+		`expression = 'facts.image_digest.startsWith("x")'`: true,
+		`expression = 'facts.image.startsWith("x")'`:        false,
+	} {
+		p, err := Parse("p.toml", []byte(rule(match)))
+		if err != nil {
+			t.Fatalf("%s: %v", match, err)
+		}
+		if got := p.UsesImageDigest(); got != want {
+			t.Errorf("%s: UsesImageDigest = %t, want %t", match, got, want)
+		}
+	}
+}

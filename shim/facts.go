@@ -49,9 +49,8 @@ func containerdConn(address string) (*grpc.ClientConn, error) {
 }
 
 // gatherFacts reads what containerd knows about the container: its labels,
-// its image and the digest the image's record holds, and its namespace's
-// labels. Trust decisions depend on them, so
-// failing to read them fails the start.
+// its image, whether the CRI plugin made it, and its namespace's labels.
+// Trust decisions depend on them, so failing to read them fails the start.
 func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	facts := classifier.Facts{Namespace: f.namespace}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
@@ -82,18 +81,27 @@ func gatherFacts(ctx context.Context, f flags) (classifier.Facts, error) {
 	facts.Labels = c.GetContainer().GetLabels()
 	facts.Image = c.GetContainer().GetImage()
 	facts.CRI = madeByCRI(c.GetContainer().GetExtensions())
-	if facts.Image != "" {
-		img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: facts.Image})
-		switch {
-		case status.Code(err) == codes.NotFound:
-			// The image was removed since the container was made: its content is unknown.
-		case err != nil:
-			return facts, fmt.Errorf("read image %s from containerd at %s: %w", facts.Image, f.address, err)
-		default:
-			facts.ImageDigest = img.GetImage().GetTarget().GetDigest()
-		}
-	}
 	return facts, nil
+}
+
+// imageDigest reads the digest containerd's record of image holds (its target), for a
+// policy whose rules read it; "" when the image was removed since the container was made.
+func imageDigest(ctx context.Context, f flags, image string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	defer cancel()
+	conn, err := containerdConn(f.address)
+	if err != nil {
+		return "", fmt.Errorf("containerd API at %s: %w", f.address, err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", f.namespace)
+	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: image})
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read image %s from containerd at %s: %w", image, f.address, err)
+	}
+	return img.GetImage().GetTarget().GetDigest(), nil
 }
 
 // The CRI plugin's metadata extensions (containerd internal/cri/labels, the same in 1.6

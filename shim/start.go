@@ -304,6 +304,11 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", r.err
 	}
 	facts := r.facts
+	if facts.Image != "" && pol.UsesImageDigest() {
+		if facts.ImageDigest, err = imageDigest(ctx, f, facts.Image); err != nil {
+			return "", err
+		}
+	}
 	facts.ID, facts.Spec = f.id, spec
 	facts.UnknownFields = unknown
 	facts.Reach = resolve(spec, f, pol, facts.CRI)
