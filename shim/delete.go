@@ -133,10 +133,17 @@ func reapOrphan(ctx context.Context, d state.Delegate, id, bundle string, last b
 		delegate.RemoveStaleSocket(d.Address, 0)
 		return nil
 	}
+	return endDelegate(ctx, c, closed, d.Address, id, reapTimeout, func() bool { return last && delegate.KillShim(bundle, d.Binary) })
+}
+
+// endDelegate deletes container id through its delegate c (see reapContainer), asks the
+// delegate to shut down, which it does once it serves nothing, and waits for it to go
+// (closed), at most wait, or a tenth of it when the delete failed. kill ends a delegate
+// that stays, and says whether it sent a signal; a delegate neither gone nor killed is
+// left as it is. The socket of one that went is stale, and removed. It returns the
+// delete's reply.
+func endDelegate(ctx context.Context, c *delegate.Client, closed <-chan struct{}, address, id string, wait time.Duration, kill func() bool) *taskv2.DeleteResponse {
 	resp, deleted := reapContainer(ctx, c, id)
-	// The delegate exits once it serves nothing; then its socket is stale and ours to
-	// remove.
-	wait := reapTimeout
 	if !deleted {
 		wait = reapTimeout / 10
 	}
@@ -146,18 +153,18 @@ func reapOrphan(ctx context.Context, d state.Delegate, id, bundle string, last b
 	select {
 	case <-closed:
 	case <-time.After(wait):
-		if !last || !delegate.KillShim(bundle, d.Binary) {
+		if !kill() {
 			c.Close()
 			return resp
 		}
-		log.G(ctx).WithField("delegate", d.Binary).Warn("orphaned container: the delegate would not shut down; killed it")
+		log.G(ctx).WithField("delegate", address).Warn("orphaned container: the delegate would not shut down; killed it")
 		select {
 		case <-closed:
 		case <-time.After(reapTimeout):
 		}
 	}
 	c.Close()
-	delegate.RemoveStaleSocket(d.Address, reapTimeout)
+	delegate.RemoveStaleSocket(address, reapTimeout)
 	return resp
 }
 

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/log"
@@ -86,19 +85,15 @@ func endStaleDelegate(ctx context.Context, f flags, address, id string) {
 			continue
 		}
 		log.G(ctx).WithField("delegate", address).Warn("stale pod: ending the delegate a failed start left")
-		reapContainer(ctx, c, id)
-		c.Shutdown(ctx, &taskv2.ShutdownRequest{ID: id})
-		select {
-		case <-closed:
-		case <-time.After(reapTimeout / 4):
-			// It serves nothing containerd knows, yet stays (a start killed in the middle
-			// of its own): end it.
-			for _, pid := range shimDaemons(f, id) {
+		// It serves nothing containerd knows; one that stays (a start killed in the middle
+		// of its own) is ended.
+		endDelegate(ctx, c, closed, address, id, reapTimeout/4, func() bool {
+			pids := shimDaemons(f, id)
+			for _, pid := range pids {
 				unix.Kill(pid, unix.SIGKILL)
 			}
-		}
-		c.Close()
-		delegate.RemoveStaleSocket(address, reapTimeout)
+			return len(pids) > 0
+		})
 		return
 	}
 }
