@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/classifier"
 )
@@ -112,7 +113,7 @@ const (
 	criSandboxExtension   = "io.cri-containerd.sandbox.metadata"
 )
 
-func madeByCRI[V any](extensions map[string]V) bool {
+func madeByCRI(extensions map[string]*anypb.Any) bool {
 	_, c := extensions[criContainerExtension]
 	_, s := extensions[criSandboxExtension]
 	return c || s
