@@ -15,7 +15,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/containerd-shim-triage-v2 ./cmd/containerd-shim-triage-v2
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/triage-shimd ./cmd/triage-shimd
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/triage-router ./cmd/triage-router
+	CGO_ENABLED=0 $(GO) build -trimpath -tags no_grpc -ldflags '$(LDFLAGS)' -o $(BIN)/triage-router ./cmd/triage-router
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/triage ./cmd/triage
 
 # test: everything CI runs — unit tests, the e2e suites on real containerd 1.6 and 2.x, then

@@ -217,6 +217,24 @@ func checkTier(ctx context.Context, t *policy.Tier, containerd string, node node
 	if t.Fallback != "" {
 		r.note("fallback: %s (not applied by the shim yet; listed as used)", t.Fallback)
 	}
+	if t.Hosted() {
+		r.note("runs in Triage's pod shim, which hosts containerd's runc task service: no delegate shim")
+	} else {
+		checkShim(ctx, &r, t, containerd)
+	}
+	switch t.Kind() {
+	case policy.KindRunc:
+		checkRunc(ctx, &r, t)
+	case policy.KindGVisor:
+		checkRunsc(ctx, &r, t, node)
+	case policy.KindKata:
+		checkKata(&r, t, node)
+	}
+	return r
+}
+
+// checkShim finds the tier's delegate shim and its version.
+func checkShim(ctx context.Context, r *tierReport, t *policy.Tier, containerd string) {
 	// The same resolution as the shim's start: shim_path, next to the shim, $PATH, next to containerd.
 	shim, err := delegate.Resolve(t.Runtime, t.ShimPath, containerd)
 	switch {
@@ -239,15 +257,6 @@ func checkTier(ctx context.Context, t *policy.Tier, containerd string, node node
 		}
 		r.ShimVersion = v
 	}
-	switch t.Kind() {
-	case policy.KindRunc:
-		checkRunc(ctx, &r, t)
-	case policy.KindGVisor:
-		checkRunsc(ctx, &r, t, node)
-	case policy.KindKata:
-		checkKata(&r, t, node)
-	}
-	return r
 }
 
 func checkRunc(ctx context.Context, r *tierReport, t *policy.Tier) {

@@ -348,7 +348,7 @@ func TestDoctorText(t *testing.T) {
 	for _, want := range []string{
 		"TIER     USED  STATUS  MISSING / UNUSABLE  FIX\n",
 		"trusted  yes   ok      -                   -\n",
-		"trusted: io.containerd.runc.v2, shim " + filepath.Join(n.bin, "containerd-shim-runc-v2") + " (9.9.9)\n",
+		"trusted: io.containerd.runc.v2\n  runs in Triage's pod shim",
 		"  runc: " + filepath.Join(n.bin, "runc") + " (runc version 1.2.3)\n",
 		"containerd       ok      containerd fake 1.6.99",
 	} {

@@ -99,9 +99,9 @@ func TestGroupSharesOneRouter(t *testing.T) {
 		if r := n.routers(); len(r) != 1 {
 			t.Fatalf("%d routers serve the group, want 1: %v", len(r), r)
 		}
-		// runc groups them too, as it would without Triage.
-		if s := n.processes("/containerd-shim-runc-v2"); len(s) != 1 {
-			t.Fatalf("%d runc shims serve the group, want 1: %v", len(s), s)
+		// The router is the group's shim: it runs both containers itself.
+		if s := n.processes("/containerd-shim-runc-v2"); len(s) != 0 {
+			t.Fatalf("%d runc shims serve the group, want none: %v", len(s), s)
 		}
 		for _, id := range ids {
 			if out := n.mustCtr("task", "exec", "--exec-id", "x", id, "echo", id+"-alive"); strings.TrimSpace(out) != id+"-alive" {
@@ -109,7 +109,7 @@ func TestGroupSharesOneRouter(t *testing.T) {
 			}
 		}
 		n.removeTasks(ids...)
-		n.assertSettled(before, n.runcGroupSockets(group)...)
+		n.assertSettled(before)
 	})
 }
 
@@ -150,7 +150,7 @@ func TestGroupMemberJoinsAsLastLeaves(t *testing.T) {
 		if len(failed) > 0 {
 			t.Fatalf("%d runs failed where a group member joined as the group's last container left:\n  %s", len(failed), strings.Join(failed, "\n  "))
 		}
-		n.assertSettled(before, n.runcGroupSockets(group)...)
+		n.assertSettled(before)
 	})
 }
 
@@ -343,10 +343,10 @@ func (n *node) runRefused(what string, want []string, img, id string, flags ...s
 	n.ctr("container", "delete", id)
 }
 
-// The delegate's shim must come up as it would without Triage: runc's shim sets its
-// OOM score from its start's parent, which is Triage's start (a child of containerd,
-// like runc's own start) and must still be alive then.
-func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
+// A runc pod's shim must come up as runc's own would: runc's shim sets its OOM score to
+// its start's parent's (containerd's) plus one, and so does Triage's pod shim, from its
+// parent, Triage's start (a child of containerd, like runc's own start).
+func TestPodShimOOMScoreAsWithoutTriage(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
 		n := startNode(t, v, runcOnlyPolicy)
 		// A score of containerd's own that init (the parent of an orphan) does not have.
@@ -357,9 +357,9 @@ func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
 		routed, direct := n.ID("routed"), n.ID("direct")
 		n.mustCtr(n.runArgs("-d", image, routed, "sleep", "300")...)
 		n.mustCtr("run", "-d", "--runtime", "io.containerd.runc.v2", image, direct, "sleep", "300")
-		score := func(id string) string {
+		score := func(shim, id string) string {
 			t.Helper()
-			for _, pid := range n.processes("/containerd-shim-runc-v2") {
+			for _, pid := range n.processes(shim) {
 				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 				if !bytes.Contains(cmdline, []byte("\x00"+id+"\x00")) {
 					continue
@@ -370,11 +370,11 @@ func TestDelegateShimOOMScoreAsWithoutTriage(t *testing.T) {
 				}
 				return strings.TrimSpace(string(b))
 			}
-			t.Fatalf("no runc shim serves %s", id)
+			t.Fatalf("no %s serves %s", shim, id)
 			return ""
 		}
-		if got, want := score(routed), score(direct); got != want || want != "501" {
-			t.Errorf("runc's shim behind Triage has oom_score_adj %s, without Triage %s (want containerd's 500 + 1 for both)", got, want)
+		if got, want := score("/triage-router", routed), score("/containerd-shim-runc-v2", direct); got != want || want != "501" {
+			t.Errorf("Triage's pod shim has oom_score_adj %s, runc's shim %s (want containerd's 500 + 1 for both)", got, want)
 		}
 		n.removeTasks(routed, direct)
 		n.assertSettled(before)

@@ -7,8 +7,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -234,22 +232,6 @@ func (n *node) assertSettled(before harness.Resources, except ...string) {
 	if len(diff) > 0 {
 		n.t.Fatalf("leaked:\n  %s", strings.Join(diff, "\n  "))
 	}
-}
-
-// runcGroupSockets are the socket files containerd 2.x's runc shim leaks for a group: its
-// exit cleanup hashes the container id where its start hashed the group
-// (cleanupSockets in containerd v2.4.2 pkg/shim/util_unix.go versus manager_linux.go). The
-// same happens without Triage; containerd 1.6's shim is not affected.
-func (n *node) runcGroupSockets(group string) []string {
-	if n.Version() != harness.V2 {
-		return nil
-	}
-	var names []string
-	for _, suffix := range []string{"", "/debug"} {
-		h := sha256.Sum256([]byte(n.Address() + "/default/" + group + suffix))
-		names = append(names, filepath.Join(n.Dir(), "s", hex.EncodeToString(h[:])))
-	}
-	return names
 }
 
 func forEachVersion(t *testing.T, f func(t *testing.T, v harness.Version)) {

@@ -220,6 +220,13 @@ func (t *Tier) IsRunc() bool {
 	return strings.HasPrefix(t.Runtime, "io.containerd.runc.")
 }
 
+// Hosted tells whether the tier's containers run in Triage's own pod shim,
+// which hosts containerd's runc task service: an io.containerd.runc.v2 tier
+// with no shim_path. Other tiers are relayed to their delegate shim.
+func (t *Tier) Hosted() bool {
+	return t.Runtime == "io.containerd.runc.v2" && t.ShimPath == ""
+}
+
 // ShimBinary returns the delegate shim's binary: ShimPath if set, otherwise the name
 // containerd derives from the runtime type (io.containerd.runsc.v1 ->
 // containerd-shim-runsc-v1), to be looked up on PATH.

@@ -11,8 +11,13 @@ import (
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	tasktypes "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
+	runcshim "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	gorunc "github.com/containerd/go-runc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
@@ -58,6 +63,15 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		recordDelete(ctx, m.Metrics)
 		return resp, err
 	}
+	if m.Delegate.Hosted {
+		resp := stopHosted(ctx, f.namespace, f.id, bundle)
+		err := leavePod(f, m.Pod, sock)
+		recordDelete(ctx, m.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(resp)
+	}
 	var reaped *taskv2.DeleteResponse
 	if !canConnect(sock) {
 		reaped = reapOrphan(ctx, m.Delegate, f.id, bundle, lastInPod(f, m.Pod))
@@ -78,6 +92,38 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		return nil, derr
 	}
 	return out, nil
+}
+
+// stopHosted ends a container of a runc tier whose pod shim did not delete it
+// (killed, or its Create failed half-way), as runc's own shim's `delete`
+// does, in this process with containerd's runc shim library: runc deletes
+// it by force, its root filesystem is unmounted, and its exit is the one
+// the pod shim recorded, else SIGKILL's.
+func stopHosted(ctx context.Context, ns, id, bundle string) *taskv2.DeleteResponse {
+	ctx = namespaces.WithNamespace(ctx, ns)
+	binary, err := runcshim.ReadRuntime(bundle)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.G(ctx).WithError(err).Warn("runc binary of the container")
+	}
+	root := ""
+	if opts, err := runcshim.ReadOptions(bundle); err != nil {
+		log.G(ctx).WithError(err).Warn("runc options of the container")
+	} else if opts != nil {
+		root = opts.Root
+	}
+	r := process.NewRunc(root, bundle, ns, binary, false)
+	if err := r.Delete(ctx, id, &gorunc.DeleteOpts{Force: true}); err != nil {
+		log.G(ctx).WithError(err).Debug("runc delete")
+	}
+	exitedAt := time.Now()
+	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
+		log.G(ctx).WithError(err).Warn("unmount rootfs")
+	}
+	if e, err := runcshim.ReadExitStatus(bundle); err == nil {
+		return &taskv2.DeleteResponse{Pid: uint32(e.Pid), ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.Timestamp)}
+	}
+	pid, _ := gorunc.ReadPidFile(filepath.Join(bundle, process.InitPidFile))
+	return &taskv2.DeleteResponse{Pid: uint32(pid), ExitStatus: 128 + uint32(unix.SIGKILL), ExitedAt: timestamppb.New(exitedAt)}
 }
 
 // leavePod removes the container from its pod; with the last one gone the

@@ -25,31 +25,44 @@ func runcGroup(spec *specs.Spec, id string) string {
 	return id
 }
 
-// groupDelegate finds the runc shim that already serves the container's
-// group: another member of the pod, in a sibling bundle, handed to the same
-// shim binary with the same options, and still reachable. runc's own start
-// would only name that shim (its socket is derived from the group), so
-// Triage names it without running it. Containers that runc would not group
-// as Triage groups the pod are not looked up. spec is the spec before
-// hardening: the caller makes sure runc's group annotation, which hardening
-// strips, is absent.
-func groupDelegate(bundle string, spec *specs.Spec, id string, pod *state.Pod, podID, binary string, options []byte) (delegate.Reply, bool) {
-	if runcGroup(spec, id) != podID {
-		return delegate.Reply{}, false
-	}
+// podHosted tells whether the pod's router hosts its runc containers: no
+// other member's marker names a delegate shim. Triage before 2026-12-07
+// relayed runc pods to runc's own shim; their routers still run.
+func podHosted(pod *state.Pod, bundle string) bool {
 	members, err := pod.Members()
 	if err != nil {
-		return delegate.Reply{}, false
+		return true
 	}
 	for _, member := range members {
 		m, err := state.ReadContainer(filepath.Join(filepath.Dir(bundle), member))
-		if err != nil || m.Delegate.Address == "" || m.Delegate.Binary != binary || !bytes.Equal(m.Delegate.Options, options) {
+		if err == nil && m.Delegate.Address != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// groupDelegate finds the runc shim that serves the pod's runc group, in a
+// pod an earlier Triage started and relays to runc's own shim: another
+// member's, in a sibling bundle, started with the same options, and still
+// reachable. runc's own start would only name that shim (its socket is
+// derived from the group), so Triage names it. A container that runc would
+// not group as Triage groups the pod (group, from its spec before
+// hardening) is not looked up.
+func groupDelegate(bundle, group string, pod *state.Pod, podID string, options []byte) (state.Delegate, bool) {
+	if group != podID {
+		return state.Delegate{}, false
+	}
+	members, err := pod.Members()
+	if err != nil {
+		return state.Delegate{}, false
+	}
+	for _, member := range members {
+		m, err := state.ReadContainer(filepath.Join(filepath.Dir(bundle), member))
+		if err != nil || m.Delegate.Address == "" || !bytes.Equal(m.Delegate.Options, options) {
 			continue
 		}
-		if !delegate.Reachable(m.Delegate.Address) {
-			return delegate.Reply{}, false
-		}
-		return delegate.Reply{Address: m.Delegate.Address, Version: m.Delegate.Version, Protocol: "ttrpc"}, true
+		return m.Delegate, delegate.Reachable(m.Delegate.Address)
 	}
-	return delegate.Reply{}, false
+	return state.Delegate{}, false
 }

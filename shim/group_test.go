@@ -11,6 +11,8 @@ import (
 	"github.com/triage-runtime/triage/shim/state"
 )
 
+// A pod an earlier Triage started relays to runc's shim: its new members are
+// routed to that shim, and the pod does not count as hosted.
 func TestGroupDelegate(t *testing.T) {
 	const binary = "/usr/bin/containerd-shim-runc-v2"
 	dir := t.TempDir()
@@ -46,26 +48,27 @@ func TestGroupDelegate(t *testing.T) {
 	bundle := filepath.Join(dir, "c1")
 	inPod := &specs.Spec{Annotations: map[string]string{annotationSandboxID: "sb"}}
 
-	if r, ok := groupDelegate(bundle, inPod, "c1", pod, "sb", binary, []byte("opts")); !ok || r.Address != live || r.Version != 3 {
-		t.Errorf("a container of the pod on the same shim and options: got %+v, %v; want %s in version 3", r, ok, live)
+	if podHosted(pod, bundle) {
+		t.Error("a pod whose sandbox runs in runc's shim counts as hosted")
+	}
+	if r, ok := groupDelegate(bundle, runcGroup(inPod, "c1"), pod, "sb", []byte("opts")); !ok || r.Address != live || r.Version != 3 || r.Binary != binary {
+		t.Errorf("a container of the pod with the same options: got %+v, %v; want %s in version 3", r, ok, live)
 	}
 	for _, tc := range []struct {
 		name    string
 		spec    *specs.Spec
-		binary  string
 		options string
 	}{
-		{"other options", inPod, binary, "other"},
-		{"other shim", inPod, "/usr/bin/containerd-shim-runsc-v1", "opts"},
+		{"other options", inPod, "other"},
 		// runc reads its own group annotation first: it would not group this one with the pod.
-		{"runc groups it elsewhere", &specs.Spec{Annotations: map[string]string{annotationSandboxID: "sb", annotationRuncGroup: "g"}}, binary, "opts"},
+		{"runc groups it elsewhere", &specs.Spec{Annotations: map[string]string{annotationSandboxID: "sb", annotationRuncGroup: "g"}}, "opts"},
 	} {
-		if r, ok := groupDelegate(bundle, tc.spec, "c1", pod, "sb", tc.binary, []byte(tc.options)); ok {
-			t.Errorf("%s: routed to %s, want runc's own start", tc.name, r.Address)
+		if r, ok := groupDelegate(bundle, runcGroup(tc.spec, "c1"), pod, "sb", []byte(tc.options)); ok {
+			t.Errorf("%s: routed to %s, want none", tc.name, r.Address)
 		}
 	}
 	l.Close()
-	if r, ok := groupDelegate(bundle, inPod, "c1", pod, "sb", binary, []byte("opts")); ok {
-		t.Errorf("a shim that no longer listens: routed to %s, want runc's own start", r.Address)
+	if r, ok := groupDelegate(bundle, runcGroup(inPod, "c1"), pod, "sb", []byte("opts")); ok {
+		t.Errorf("a shim that no longer listens: routed to %s, want none", r.Address)
 	}
 }

@@ -3,6 +3,7 @@ package shim
 import (
 	"fmt"
 	"os"
+	"os/exec"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -11,9 +12,20 @@ import (
 )
 
 // runnable checks that tier t can run on this node and returns its delegate
-// shim binary. Beyond the binary, Kata needs the host's virtualisation
-// devices, unless its configuration uses a remote hypervisor.
+// shim binary ("" for a tier Triage's pod shim hosts, which needs runc).
+// Beyond the binary, Kata needs the host's virtualisation devices, unless
+// its configuration uses a remote hypervisor.
 func runnable(t *policy.Tier, publishBinary string) (string, error) {
+	if t.Hosted() {
+		runc := policy.DefaultRuncBinary
+		if t.Runc != nil && t.Runc.BinaryName != "" {
+			runc = t.Runc.BinaryName
+		}
+		if _, err := exec.LookPath(runc); err != nil {
+			return "", fmt.Errorf("%w: install runc on containerd's PATH, or set [tier.%s.runc] binary_name", err, t.Name)
+		}
+		return "", nil
+	}
 	binary, err := delegate.Resolve(t.Runtime, t.ShimPath, publishBinary)
 	if err != nil {
 		return "", err

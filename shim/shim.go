@@ -17,6 +17,7 @@ import (
 	"os/exec"
 
 	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/triage-runtime/triage/classifier"
 	"github.com/triage-runtime/triage/hardening"
+	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/front"
 	"github.com/triage-runtime/triage/shim/proc"
@@ -193,10 +195,6 @@ func delegateFeatures(ctx context.Context, in []byte, env []string) (*anypb.Any,
 			return nil, errMixedTiers
 		}
 	}
-	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, "")
-	if err != nil {
-		return nil, err
-	}
 	optsAny, err := want.Any()
 	if err != nil {
 		return nil, err
@@ -205,8 +203,27 @@ func delegateFeatures(ctx context.Context, in []byte, env []string) (*anypb.Any,
 	if err != nil {
 		return nil, err
 	}
+	var di *types.RuntimeInfo
+	if tier.Hosted() {
+		// What runc's shim answers, from the same library in this process.
+		di, err = manager.NewShimManager(tier.Runtime).Info(ctx, bytes.NewReader(optsB))
+	} else {
+		di, err = shimInfo(ctx, tier, optsB)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return di.GetFeatures(), nil
+}
+
+// shimInfo is the RuntimeInfo the tier's delegate shim reports with options.
+func shimInfo(ctx context.Context, tier *policy.Tier, options []byte) (*types.RuntimeInfo, error) {
+	binary, err := delegate.Resolve(tier.Runtime, tier.ShimPath, "")
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.CommandContext(ctx, binary, "-info")
-	cmd.Stdin = bytes.NewReader(optsB)
+	cmd.Stdin = bytes.NewReader(options)
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s -info: %w", binary, err)
@@ -215,7 +232,7 @@ func delegateFeatures(ctx context.Context, in []byte, env []string) (*anypb.Any,
 	if err := proto.Unmarshal(out, &di); err != nil {
 		return nil, err
 	}
-	return di.GetFeatures(), nil
+	return &di, nil
 }
 
 // exitCode is the exit code of a failed call: its kind, which a caller that runs the call

@@ -15,6 +15,7 @@ import (
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
@@ -245,27 +246,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 
-	inv := delegate.Invocation{
-		Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
-		ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env, Procs: f.procs,
-	}
-	known := classifier.Facts{Namespace: f.namespace, Spec: spec}
-	// The first container of a pod (the sandbox, under CRI) is guessed
-	// before the pod is locked: the lock makes the pod's folder, an inode
-	// (costly on a disk /run, see state.Pod).
-	var g *guess
-	early := !state.PodExists(f.address, f.namespace, podID)
-	if early {
-		endLeftDelegate(ctx, f)
-		g = startGuess(ctx, guessTier(pol, false, classifier.Decision{}, known), inv, in, nil)
-	}
-	defer func() {
-		if retErr != nil {
-			if err := g.withdraw(ctx, f.id, false); err != nil {
-				log.G(ctx).WithError(err).Warn("roll back start")
-			}
-		}
-	}()
 	pod, err := state.LockPod(f.address, f.namespace, podID)
 	if err != nil {
 		return "", err
@@ -277,6 +257,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		if member, stale, err = podLives(pod, bundle); err == nil && !member {
 			endStalePod(ctx, f, podID, stale, in.params.GetSocketDir())
 		}
+	} else if err == nil {
+		endLeftDelegate(ctx, f)
 	}
 	if err != nil {
 		pod.Unlock()
@@ -289,15 +271,6 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		}
 		pod.Unlock()
 	}()
-	if !early {
-		var running func(binary string, options []byte) (delegate.Reply, bool)
-		if member {
-			running = func(binary string, options []byte) (delegate.Reply, bool) {
-				return groupDelegate(bundle, spec, f.id, pod, podID, binary, options)
-			}
-		}
-		g = startGuess(ctx, guessTier(pol, member, podDecision, known), inv, in, running)
-	}
 
 	r := <-fetched
 	if r.err != nil {
@@ -319,6 +292,8 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		d = classifier.Classify(pol, facts)
 	}
 	requested := requestedCapabilities(spec)
+	// runc's group key, read before hardening strips its annotation.
+	group := runcGroup(spec, f.id)
 	tier, binary, d, err := place(ctx, pol, d, f.publishBinary)
 	var controls []hardening.Control
 	if err == nil && tier != nil {
@@ -347,27 +322,32 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
-	// The spec is rewritten in place, so only while no delegate's start reads
-	// it: a guessed one reads it as it starts (runc's groups), so after it.
-	specPath := filepath.Join(bundle, "config.json")
-	pending, took := g.take(binary, input)
-	if !took {
-		if err := g.withdraw(ctx, f.id, true); err != nil {
-			return "", err
-		}
-		if err := state.WriteFileInPlace(specPath, hardened, 0o644); err != nil {
-			return "", err
-		}
-		inv.Binary = binary
-		if pending, err = inv.Spawn(ctx, input); err != nil {
-			return "", delegateFailed(tier, binary, f.publishBinary, err)
-		}
+	if err := state.WriteFileInPlace(filepath.Join(bundle, "config.json"), hardened, 0o644); err != nil {
+		return "", err
 	}
 	rules := hardening.ExecRules(tier)
 	rules.Requested = requested
-	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary}, Metrics: pol.MetricsTextfile}
+	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary, Hosted: tier.Hosted()}, Metrics: pol.MetricsTextfile}
 	if optsAny != nil {
 		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
+	}
+	var pending *delegate.Pending
+	switch {
+	case marker.Delegate.Hosted && member && !podHosted(pod, bundle):
+		// A pod an earlier Triage started, whose router relays to runc's shim.
+		reply, ok := groupDelegate(bundle, group, pod, podID, optsAny.GetValue())
+		if !ok {
+			return "", fmt.Errorf("pod %s was started by an earlier Triage, and its runc shim is gone or serves another group: recreate the pod: %w", podID, errdefs.ErrFailedPrecondition)
+		}
+		marker.Delegate = reply
+	case !marker.Delegate.Hosted:
+		inv := delegate.Invocation{
+			Binary: binary, Namespace: f.namespace, Address: f.address, PublishBinary: f.publishBinary,
+			ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env, Procs: f.procs,
+		}
+		if pending, err = inv.Spawn(ctx, input); err != nil {
+			return "", delegateFailed(tier, binary, f.publishBinary, err)
+		}
 	}
 	sock := routerSocket(f.address, f.namespace, podID)
 	addr := "unix://" + sock
@@ -378,7 +358,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	if !existing {
 		// Start the router now: it initialises while the delegate starts.
-		routerProc, err := spawnRouter(f, podID, bundle, in.params.GetSocketDir(), l)
+		routerProc, err := spawnRouter(f, podID, bundle, in.params.GetSocketDir(), marker.Delegate.Hosted, l)
 		l.Close()
 		if err != nil {
 			os.Remove(sock)
@@ -399,21 +379,18 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		abandon(ctx, pending, f.id)
 		return "", err
 	}
-	reply, err := pending.Reply()
-	if err != nil {
-		return "", delegateFailed(tier, binary, f.publishBinary, err)
-	}
-	defer func() {
-		if retErr != nil {
-			shutdownDelegate(ctx, reply, f.id)
+	if pending != nil {
+		reply, err := pending.Reply()
+		if err != nil {
+			return "", delegateFailed(tier, binary, f.publishBinary, err)
 		}
-	}()
-	if took {
-		if err := state.WriteFileInPlace(specPath, hardened, 0o644); err != nil {
-			return "", err
-		}
+		defer func() {
+			if retErr != nil {
+				shutdownDelegate(ctx, reply, f.id)
+			}
+		}()
+		marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
 	}
-	marker.Delegate.Address, marker.Delegate.Version = reply.Address, reply.Version
 	if err := state.WriteContainer(bundle, marker); err != nil {
 		return "", err
 	}
@@ -424,7 +401,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 		return "", err
 	}
 	_, inCall := f.procs.(proc.Local)
-	log.G(ctx).WithFields(log.Fields{"id": f.id, "tier": d.Tier, "rule": d.Rule, "delegate": reply.Address, "guessed": took, "daemon": !inCall}).Debug("container routed")
+	log.G(ctx).WithFields(log.Fields{"id": f.id, "tier": d.Tier, "rule": d.Rule, "hosted": marker.Delegate.Hosted, "delegate": marker.Delegate.Address, "daemon": !inCall}).Debug("container routed")
 	return startReply(addr, in)
 }
 
@@ -489,8 +466,11 @@ func prepareRecord(bundle string, pod *state.Pod, d classifier.Decision, member 
 }
 
 // abandon waits for a delegate start that start no longer needs and shuts
-// the delegate down.
+// the delegate down; p may be nil (nothing started).
 func abandon(ctx context.Context, p *delegate.Pending, id string) {
+	if p == nil {
+		return
+	}
 	if reply, err := p.Reply(); err == nil {
 		shutdownDelegate(ctx, reply, id)
 	}
@@ -539,8 +519,9 @@ func hardenedSpec(spec *specs.Spec, tier *policy.Tier, id string, d classifier.D
 // for the pod on listener l. It runs in its own process group with no stdio
 // (containerd reads start's output until every copy of the pipes is closed)
 // and the listener as fd 3. socketDir is the socket_dir containerd gave
-// start (2.4+), which the router passes on to the starts it runs.
-func spawnRouter(f flags, podID, bundle, socketDir string, l *net.UnixListener) (proc.Process, error) {
+// start (2.4+), which the router passes on to the starts it runs; hosted
+// makes it the pod's runc shim.
+func spawnRouter(f flags, podID, bundle, socketDir string, hosted bool, l *net.UnixListener) (proc.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -554,6 +535,9 @@ func spawnRouter(f flags, podID, bundle, socketDir string, l *net.UnixListener) 
 	args := append(front.ShimFlags(f.namespace, f.address, f.publishBinary, f.debug), "-id", podID)
 	if socketDir != "" {
 		args = append(args, "-socket-dir", socketDir)
+	}
+	if hosted {
+		args = append(args, "-runc")
 	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle

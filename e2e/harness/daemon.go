@@ -177,11 +177,22 @@ func (d *Daemon) Restart(t T) {
 // Ctr runs the version's ctr against this daemon (namespace default unless args say -n NS).
 // err reports only a failure to run ctr; a non-zero exit is in exit.
 func (d *Daemon) Ctr(ctx context.Context, args ...string) (stdout, stderr string, exit int, err error) {
-	ctr := d.env.Ctr2
+	return d.run(ctx, d.ctr(), append([]string{"-a", d.layout.socket()}, args...)...)
+}
+
+// CtrCommand is a ctr command against this daemon, for output read as it comes (ctr events).
+func (d *Daemon) CtrCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := d.Command(ctx, d.ctr(), append([]string{"-a", d.layout.socket()}, args...)...)
+	cmd.Env = append(cmd.Env, "CONTAINERD_NAMESPACE=default")
+	return cmd
+}
+
+// ctr is the version's ctr binary.
+func (d *Daemon) ctr() string {
 	if d.version == V16 {
-		ctr = d.env.Ctr16
+		return d.env.Ctr16
 	}
-	return d.run(ctx, ctr, append([]string{"-a", d.layout.socket()}, args...)...)
+	return d.env.Ctr2
 }
 
 // Crictl runs crictl against this daemon's CRI. err reports only a failure to run crictl.

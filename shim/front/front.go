@@ -86,8 +86,9 @@ func Main(args []string) int {
 // (task API v3). The call goes to the daemon as in Main, else to
 // `triage-shimd run` as a child; what the call starts are the caller's
 // children. daemon is triage-shimd's path; dir is the call's working
-// directory (the bundle).
-func Run(daemon string, args []string, dir string, env []string, stdin []byte, stdout, stderr io.Writer) int {
+// directory (the bundle); run runs the child and returns its exit code (nil:
+// as exec.Cmd.Run would, for a process that reaps its own children).
+func Run(daemon string, args []string, dir string, env []string, stdin []byte, stdout, stderr io.Writer, run func(*exec.Cmd) (int, error)) int {
 	if sock, err := socketPath(flagValue(args, "address"), daemon); err == nil {
 		if code, answered, _ := call(sock, args, dir, env, bytes.NewReader(stdin), stdout, stderr); answered {
 			return code
@@ -95,15 +96,24 @@ func Run(daemon string, args []string, dir string, env []string, stdin []byte, s
 	}
 	cmd := exec.Command(daemon, append([]string{"run"}, args...)...)
 	cmd.Dir, cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, env, bytes.NewReader(stdin), stdout, stderr
-	err := cmd.Run()
-	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-		return ee.ExitCode()
+	if run == nil {
+		run = runChild
 	}
+	code, err := run(cmd)
 	if err != nil {
 		fmt.Fprintf(stderr, "containerd-shim-triage-v2: run %s: %v\n", daemon, err)
 		return 1
 	}
-	return 0
+	return code
+}
+
+// runChild runs cmd and returns its exit code.
+func runChild(cmd *exec.Cmd) (int, error) {
+	err := cmd.Run()
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }
 
 // socketPath is the daemon's socket for containerd at address. It names the

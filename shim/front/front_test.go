@@ -185,7 +185,7 @@ func TestRunWithoutDaemonRunsTheCallAsAChild(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	args := []string{"-address", filepath.Join(t.TempDir(), "no-containerd.sock"), "-id", "c1", "start"}
-	code := Run(daemon, args, dir, os.Environ(), []byte("options"), &stdout, &stderr)
+	code := Run(daemon, args, dir, os.Environ(), []byte("options"), &stdout, &stderr, nil)
 	if code != 3 || stderr.String() != "refused\n" {
 		t.Errorf("Run: exit %d, stderr %q; want the child's 3 and refused", code, stderr.String())
 	}

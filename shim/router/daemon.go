@@ -33,23 +33,30 @@ const DaemonBinary = "triage-router"
 const shutdownGrace = 2 * time.Second
 
 // Main is the router daemon, started by containerd-shim-triage-v2 start as
-// `triage-router -namespace NS -address CONTAINERD [-publish-binary BIN] [-socket-dir DIR] -id POD [-debug]` in the bundle of the pod's first
+// `triage-router -namespace NS -address CONTAINERD [-publish-binary BIN] [-socket-dir DIR] -id POD [-runc] [-debug]` in the bundle of the pod's first
 // container, with the pod's listening socket as fd 3. It serves the task API
-// until its last container is shut down.
+// until its last container is shut down: with -runc (a runc tier) it is the
+// pod's shim and runs its containers itself (host.go), else it relays to the
+// pod's delegate shims.
 func Main(ctx context.Context, args []string) int {
-	// The router only waits on sockets: one P keeps a forwarded call on one
-	// thread instead of handing it between threads (State through the router:
-	// +111 µs over direct, against +160 µs with GOMAXPROCS=2).
-	runtime.GOMAXPROCS(1)
 	fs := flag.NewFlagSet(DaemonBinary, flag.ContinueOnError)
 	ns := fs.String("namespace", "", "containerd namespace of the pod")
 	address := fs.String("address", "", "containerd address")
 	publish := fs.String("publish-binary", "", "containerd binary, as containerd passes it to shims")
 	socketDir := fs.String("socket-dir", "", "containerd's socket_dir for shims (2.4+), passed on to the starts the router runs")
 	pod := fs.String("id", "", "pod (group) served")
+	runc := fs.Bool("runc", false, "host the pod's runc containers in this process")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	serve := serveHosted
+	if !*runc {
+		// A relay only waits on sockets: one P keeps a forwarded call on one
+		// thread instead of handing it between threads (State through the
+		// router: +111 µs over direct, against +160 µs with GOMAXPROCS=2).
+		runtime.GOMAXPROCS(1)
+		serve = serveRelay
 	}
 	SetupLogging(*debug)
 	ctx = log.WithLogger(ctx, log.L.WithFields(log.Fields{"namespace": *ns, "pod": *pod}))
@@ -65,7 +72,7 @@ func Main(ctx context.Context, args []string) int {
 	return 0
 }
 
-func serve(ctx context.Context, j joiner, pod string) error {
+func serveRelay(ctx context.Context, j joiner, pod string) error {
 	l, err := net.FileListener(os.NewFile(3, "router-socket"))
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
-	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/triage-runtime/triage/shim/front"
 )
@@ -30,6 +31,9 @@ type joiner struct {
 	// passed for the pod; socketDir is the socket_dir of its BootstrapParams.
 	namespace, address, publish, socketDir string
 	debug                                  bool
+	// run runs the child that serves the start when no triage-shimd
+	// answers; nil runs it as a plain child.
+	run func(*exec.Cmd) (int, error)
 }
 
 func newJoiner(namespace, address, publish, socketDir string, debug bool) (joiner, error) {
@@ -46,13 +50,13 @@ func newJoiner(namespace, address, publish, socketDir string, debug bool) (joine
 // containers this way, so BootstrapParams, with the runtime options of r as
 // their extension. Start then leaves ./address alone, as containerd keeps
 // the address in its bootstrap.json.
-func (j joiner) join(r *taskv2.CreateTaskRequest) error {
-	args, stdin, err := j.start(r)
+func (j joiner) join(id, bundle string, options *anypb.Any) error {
+	args, stdin, err := j.start(id, options)
 	if err != nil {
 		return err
 	}
 	var stdout, stderr bytes.Buffer
-	code := front.Run(j.daemon, args, r.Bundle, os.Environ(), stdin, &stdout, &stderr)
+	code := front.Run(j.daemon, args, bundle, os.Environ(), stdin, &stdout, &stderr, j.run)
 	return startError(code, strings.TrimSpace(stderr.String()))
 }
 
@@ -79,11 +83,12 @@ func startError(code int, msg string) error {
 	return fmt.Errorf("%s: %w", msg, kind)
 }
 
-// start is the command line and stdin of r's `start`: a delegate it starts
-// puts its socket where containerd asked the pod's first one to.
-func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte, err error) {
+// start is the command line and stdin of the `start` of container id, created
+// with options: a delegate it starts puts its socket where containerd asked
+// the pod's first one to.
+func (j joiner) start(id string, options *anypb.Any) (args []string, stdin []byte, err error) {
 	params := &bootstrap.BootstrapParams{
-		InstanceID: r.ID, Namespace: j.namespace, LogLevel: bootstrap.LogLevel_LOG_LEVEL_INFO,
+		InstanceID: id, Namespace: j.namespace, LogLevel: bootstrap.LogLevel_LOG_LEVEL_INFO,
 		ContainerdGrpcAddress: j.address, ContainerdTtrpcAddress: os.Getenv(ttrpcAddressEnv), ContainerdBinary: j.publish,
 	}
 	if j.debug {
@@ -92,11 +97,11 @@ func (j joiner) start(r *taskv2.CreateTaskRequest) (args []string, stdin []byte,
 	if j.socketDir != "" {
 		params.SocketDir = &j.socketDir
 	}
-	if r.Options != nil {
-		params.Extensions = append(params.Extensions, &bootstrap.Extension{Value: r.Options})
+	if options != nil {
+		params.Extensions = append(params.Extensions, &bootstrap.Extension{Value: options})
 	}
 	stdin, err = proto.Marshal(params)
-	return append(front.ShimFlags(j.namespace, j.address, j.publish, j.debug), "-id", r.ID, "start"), stdin, err
+	return append(front.ShimFlags(j.namespace, j.address, j.publish, j.debug), "-id", id, "start"), stdin, err
 }
 
 // ttrpcAddressEnv names containerd's ttrpc address in a shim's environment,

@@ -6,7 +6,6 @@ import (
 
 	"errors"
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
-	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -25,7 +24,7 @@ func TestJoinStartsWithBootstrapParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := joiner{namespace: "k8s.io", address: "/run/c/containerd.sock", publish: "/usr/bin/containerd", socketDir: "/run/c/s"}
-	args, stdin, err := j.start(&taskv2.CreateTaskRequest{ID: "c1", Bundle: t.TempDir(), Options: opts})
+	args, stdin, err := j.start("c1", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -70,14 +71,14 @@ func (g *podGuard) lock(ctx context.Context) *state.Pod {
 	return pod
 }
 
-// pendingLocked forgets container gone (the one being shut down, "" for
+// pendingMembers forgets container gone (the one being shut down, "" for
 // none) as a member of the pod, and lists the members not served here: a
 // start routed them to this router, and their Create is to come. The
 // router, not gone's `delete`, ends its membership: that `delete` (leavePod)
 // then need not wait for the lock this router may hold while a delegate
 // exits. The caller holds the pod lock (pod may be nil: no pod, nothing
-// pending) and s.mu.
-func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod, gone string) []string {
+// pending) and the lock served reads under.
+func pendingMembers(ctx context.Context, pod *state.Pod, gone string, served func(id string) bool) []string {
 	if pod == nil {
 		return nil
 	}
@@ -94,11 +95,22 @@ func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod, gone string
 	}
 	var pending []string
 	for _, id := range members {
-		if _, served := s.containers[id]; !served {
+		if !served(id) {
 			pending = append(pending, id)
 		}
 	}
 	return pending
+}
+
+// pendingLocked is pendingMembers for the relay; the caller holds s.mu.
+func (s *Service) pendingLocked(ctx context.Context, pod *state.Pod, gone string) []string {
+	return pendingMembers(ctx, pod, gone, s.servedLocked)
+}
+
+// servedLocked tells whether container id is served here; the caller holds s.mu.
+func (s *Service) servedLocked(id string) bool {
+	_, served := s.containers[id]
+	return served
 }
 
 // routedTo tells whether one of the pending members, whose bundles are in
@@ -157,15 +169,7 @@ func (s *Service) unlockAfterExit(pod *state.Pod, conns []*conn, empty bool) {
 	if pod == nil {
 		return
 	}
-	release := func() {
-		if !empty {
-			pod.Unlock()
-			return
-		}
-		if err := pod.Remove(); err != nil {
-			log.L.WithError(err).Warn("remove pod state")
-		}
-	}
+	release := func() { unlockPod(pod, empty) }
 	if len(conns) == 0 {
 		release()
 		return
@@ -184,39 +188,56 @@ func (s *Service) unlockAfterExit(pod *state.Pod, conns []*conn, empty bool) {
 	}()
 }
 
-// awaitPending looks again, every pendingRecheck, at a router that has no
-// container left but was named to members that have not come yet: it
-// leaves once none is pending, the pod has ended, or pendingMaxWait passed.
-// It returns when a container is served again: its Shutdown decides then.
-func (s *Service) awaitPending(ctx context.Context) {
+// awaitMembers looks again, every pendingRecheck, at a pod shim that serves
+// no container but was named to members that have not come yet. It returns
+// once none is pending, the pod has ended, or pendingMaxWait passed, with mu
+// held, the pod locked (nil when it ended) and the members still pending;
+// or, with ok false and nothing held, once busy (called under mu) says a
+// container is served again: its Shutdown decides then. served tells, under
+// mu, whether a member is served.
+func awaitMembers(ctx context.Context, guard *podGuard, mu *sync.Mutex, busy func() bool, served func(string) bool) (pod *state.Pod, pending []string, ok bool) {
 	deadline := time.Now().Add(pendingMaxWait)
 	for {
 		time.Sleep(pendingRecheck)
-		pod := s.pod.lock(ctx)
-		s.mu.Lock()
-		if len(s.containers) > 0 || s.closed {
-			s.awaiting = false
-			s.mu.Unlock()
-			s.unlockAfterExit(pod, nil, false)
-			return
+		pod := guard.lock(ctx)
+		mu.Lock()
+		if busy() {
+			mu.Unlock()
+			unlockPod(pod, false)
+			return nil, nil, false
 		}
-		pending := s.pendingLocked(ctx, pod, "")
+		pending := pendingMembers(ctx, pod, "", served)
 		if len(pending) > 0 && pod != nil && time.Now().Before(deadline) {
-			s.mu.Unlock()
+			mu.Unlock()
 			pod.Unlock()
 			continue
 		}
 		if len(pending) > 0 {
-			log.G(ctx).WithField("members", pending).Warn("members never created here: router leaves")
+			log.G(ctx).WithField("members", pending).Warn("members never created here: the pod's shim leaves")
 		}
-		s.awaiting = false
-		held := s.leaveLocked()
-		s.mu.Unlock()
-		exiting := shutdownHeld(ctx, held)
-		s.finish()
-		s.unlockAfterExit(pod, exiting, len(pending) == 0)
+		return pod, pending, true
+	}
+}
+
+// awaitPending leaves once no member the router was named to is pending
+// (see awaitMembers).
+func (s *Service) awaitPending(ctx context.Context) {
+	pod, pending, ok := awaitMembers(ctx, s.pod, &s.mu, func() bool {
+		busy := len(s.containers) > 0 || s.closed
+		if busy {
+			s.awaiting = false
+		}
+		return busy
+	}, s.servedLocked)
+	if !ok {
 		return
 	}
+	s.awaiting = false
+	held := s.leaveLocked()
+	s.mu.Unlock()
+	exiting := shutdownHeld(ctx, held)
+	s.finish()
+	s.unlockAfterExit(pod, exiting, len(pending) == 0)
 }
 
 // forwardShutdown sends r to the delegate; a delegate that exits inside

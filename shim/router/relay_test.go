@@ -16,9 +16,9 @@ import (
 	"github.com/containerd/ttrpc"
 )
 
-// serveRelay serves a router on a real socket, as triage-router does, and
+// serveTestRelay serves a router on a real socket, as triage-router does, and
 // returns its service and socket.
-func serveRelay(t *testing.T) (*Service, string) {
+func serveTestRelay(t *testing.T) (*Service, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "r.sock")
 	l, err := net.Listen("unix", sock)
@@ -76,7 +76,7 @@ func (f *fakeDelegate) Wait(ctx context.Context, r *taskv3.WaitRequest) (*taskv3
 // over a connection of the relay's own, and each caller gets its own reply.
 func TestRelayedCallsReachV3Delegate(t *testing.T) {
 	fd, addr := startDelegate(t)
-	_, sock := serveRelay(t)
+	_, sock := serveTestRelay(t)
 	ctx := context.Background()
 	clients := []taskv2.TTRPCTaskService{taskClient(t, sock), taskClient(t, sock)}
 	ids := []string{"a", "b", "c"}
@@ -118,7 +118,7 @@ func TestRelayedCallsReachV3Delegate(t *testing.T) {
 // answer, not the delegate's.
 func TestRelayUnknownContainer(t *testing.T) {
 	_, _ = startDelegate(t)
-	_, sock := serveRelay(t)
+	_, sock := serveTestRelay(t)
 	c := taskClient(t, sock)
 	_, err := c.State(context.Background(), &taskv2.StateRequest{ID: "nope"})
 	if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
@@ -130,7 +130,7 @@ func TestRelayUnknownContainer(t *testing.T) {
 // client does, instead of leaving containerd waiting.
 func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 	fd, addr := startDelegate(t)
-	_, sock := serveRelay(t)
+	_, sock := serveTestRelay(t)
 	c := taskClient(t, sock)
 	ctx := context.Background()
 	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
@@ -157,7 +157,7 @@ func TestRelayedCallFailsWhenDelegateDies(t *testing.T) {
 // containerd's connection.
 func TestRelayAnswersLastShutdown(t *testing.T) {
 	fd, addr := startDelegate(t)
-	svc, sock := serveRelay(t)
+	svc, sock := serveTestRelay(t)
 	c := taskClient(t, sock)
 	ctx := context.Background()
 	if _, err := c.Create(ctx, &taskv2.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {
@@ -183,7 +183,7 @@ func TestRelayAnswersLastShutdown(t *testing.T) {
 // service's own both answer it.
 func TestRelayServesTaskV3(t *testing.T) {
 	_, addr := startDelegate(t)
-	_, sock := serveRelay(t)
+	_, sock := serveTestRelay(t)
 	c := taskv3.NewTTRPCTaskClient(dialRouter(t, sock))
 	ctx := context.Background()
 	if _, err := c.Create(ctx, &taskv3.CreateTaskRequest{ID: "a", Bundle: bundleFor(t, addr)}); err != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -38,7 +37,7 @@ type Service struct {
 	onDelegateExit func()
 	// join, if set, runs `start` for a container Create finds without
 	// one (see joiner).
-	join func(*taskv2.CreateTaskRequest) error
+	join func(id, bundle string, options *anypb.Any) error
 	// pod, if set, is the pod served, whose lock orders the router's
 	// leaving with start (see leave.go).
 	pod *podGuard
@@ -203,7 +202,7 @@ func (s *Service) lookup(id string) (*entry, error) {
 func (s *Service) Create(ctx context.Context, r *taskv2.CreateTaskRequest) (*taskv2.CreateTaskResponse, error) {
 	m, err := state.ReadContainer(r.Bundle)
 	if errors.Is(err, state.ErrNoMarker) && s.join != nil {
-		if err = s.join(r); err != nil {
+		if err = s.join(r.ID, r.Bundle, r.Options); err != nil {
 			// The start's own kind: a refusal, an unrunnable tier, a lost daemon.
 			return nil, errgrpc.ToGRPC(fmt.Errorf("container %s: %w", r.ID, err))
 		}
@@ -381,11 +380,7 @@ func (s *Service) Delete(ctx context.Context, r *taskv2.DeleteRequest) (*taskv2.
 	if r.ExecID != "" {
 		return resp, nil
 	}
-	if b, merr := proto.Marshal(resp); merr == nil {
-		if werr := state.WriteExit(c.bundle, b); werr != nil {
-			log.G(ctx).WithError(werr).Warn("record clean delete")
-		}
-	}
+	recordExit(ctx, c.bundle, resp)
 	return resp, nil
 }
 
@@ -416,7 +411,7 @@ func (s *Service) Exec(ctx context.Context, r *taskv2.ExecProcessRequest) (*empt
 	if err != nil {
 		return nil, err
 	}
-	if err := e.hardenExec(r); err != nil {
+	if r.Spec, err = hardenExec(e.bundle, e.exec, r.ExecID, r.Spec); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	resp, err := e.Exec(ctx, r)
@@ -426,23 +421,40 @@ func (s *Service) Exec(ctx context.Context, r *taskv2.ExecProcessRequest) (*empt
 	return resp, err
 }
 
-func (e *entry) hardenExec(r *taskv2.ExecProcessRequest) error {
+// hardenExec is the process spec of exec execID into the container of bundle,
+// hardened by the container's rules, or why it is refused.
+func hardenExec(bundle string, rules execrule.Rules, execID string, spec *anypb.Any) (*anypb.Any, error) {
 	var p specs.Process
-	if err := json.Unmarshal(r.GetSpec().GetValue(), &p); err != nil {
-		return fmt.Errorf("exec %s: process spec: %w: %w", r.ExecID, err, errdefs.ErrInvalidArgument)
+	if err := json.Unmarshal(spec.GetValue(), &p); err != nil {
+		return nil, fmt.Errorf("exec %s: process spec: %w: %w", execID, err, errdefs.ErrInvalidArgument)
 	}
-	container, err := state.ReadSpec(e.bundle)
+	container, err := state.ReadSpec(bundle)
 	if err != nil {
-		return fmt.Errorf("exec %s: %w: %w", r.ExecID, err, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("exec %s: %w: %w", execID, err, errdefs.ErrFailedPrecondition)
 	}
-	if err := execrule.Exec(&p, container, e.exec); err != nil {
-		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
+	if err := execrule.Exec(&p, container, rules); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
 	}
 	b, err := json.Marshal(&p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.Spec = &anypb.Any{TypeUrl: r.Spec.GetTypeUrl(), Value: b}
+	return &anypb.Any{TypeUrl: spec.GetTypeUrl(), Value: b}, nil
+}
+
+// checkUpdate refuses an update of container id's resources that its rules
+// forbid: new device access, a pids limit above the tier's.
+func checkUpdate(id string, resources *anypb.Any, rules execrule.Rules) error {
+	if resources == nil {
+		return nil
+	}
+	var lr specs.LinuxResources
+	if err := json.Unmarshal(resources.GetValue(), &lr); err != nil {
+		return fmt.Errorf("update %s: resources: %w: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	if err := execrule.Update(&lr, rules); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
+	}
 	return nil
 }
 
@@ -469,14 +481,8 @@ func (s *Service) Update(ctx context.Context, r *taskv2.UpdateTaskRequest) (*emp
 	if err != nil {
 		return nil, err
 	}
-	if res := r.GetResources(); res != nil {
-		var lr specs.LinuxResources
-		if err := json.Unmarshal(res.GetValue(), &lr); err != nil {
-			return nil, errgrpc.ToGRPC(fmt.Errorf("update %s: resources: %w: %w", r.ID, err, errdefs.ErrInvalidArgument))
-		}
-		if err := execrule.Update(&lr, e.exec); err != nil {
-			return nil, errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied))
-		}
+	if err := checkUpdate(r.ID, r.GetResources(), e.exec); err != nil {
+		return nil, errgrpc.ToGRPC(err)
 	}
 	return e.Update(ctx, r)
 }

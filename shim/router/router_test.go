@@ -414,7 +414,7 @@ func TestKataCloseIOWaitsForStart(t *testing.T) {
 			}
 			var c taskv2.TTRPCTaskService = New(nil)
 			if relayed {
-				_, sock := serveRelay(t)
+				_, sock := serveTestRelay(t)
 				c = taskClient(t, sock)
 			}
 			ctx := context.Background()
@@ -447,9 +447,9 @@ func TestCreateJoinsContainerWithoutStart(t *testing.T) {
 	ctx := context.Background()
 	s := New(nil)
 	var joined []string
-	s.join = func(r *taskv2.CreateTaskRequest) error {
-		joined = append(joined, r.ID)
-		if r.ID == "refused" {
+	s.join = func(id, bundle string, _ *anypb.Any) error {
+		joined = append(joined, id)
+		if id == "refused" {
 			return startError(front.ExitDenied, `containerd-shim-triage-v2 start: denied by rule "deny-privileged"`)
 		}
 		b := bundleFor(t, addr)
@@ -457,7 +457,7 @@ func TestCreateJoinsContainerWithoutStart(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(r.Bundle, "triage.json"), marker, 0o600)
+		return os.WriteFile(filepath.Join(bundle, "triage.json"), marker, 0o600)
 	}
 	if _, err := s.Create(ctx, &taskv2.CreateTaskRequest{ID: "joins", Bundle: t.TempDir()}); err != nil {
 		t.Fatalf("Create of a joining container: %v", err)

@@ -29,6 +29,10 @@ type Delegate struct {
 	Options []byte `json:"options,omitempty"`
 	// OptionsType is the Any's type URL.
 	OptionsType string `json:"options_type,omitempty"`
+	// Hosted is set for a runc tier: the pod's router runs the container
+	// through containerd's runc task service in its own process, and
+	// Binary and Address are empty.
+	Hosted bool `json:"hosted,omitempty"`
 }
 
 // Container is the bundle marker. (The decision itself is in the spec's
