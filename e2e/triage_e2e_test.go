@@ -86,8 +86,20 @@ func startNode(t *testing.T, v harness.Version, policy string) *node {
 // (TRIAGE_POLICY), for clients that pass no runtime options (nerdctl).
 func startNodeEnv(t *testing.T, v harness.Version, policy string, policyInEnv bool) *node {
 	t.Helper()
+	return newNode(t, v, policy, triageBin(t), policyInEnv)
+}
+
+// startNodeBin is startNode with Triage's binaries taken from the folder bin rather than
+// TRIAGE_BIN (another version's, say), which comes first on containerd's PATH.
+func startNodeBin(t *testing.T, v harness.Version, policy, bin string) *node {
+	t.Helper()
+	return newNode(t, v, policy, bin, false)
+}
+
+// newNode is startNodeEnv with Triage's binaries from bin.
+func newNode(t *testing.T, v harness.Version, policy, bin string, policyInEnv bool) *node {
+	t.Helper()
 	env := harness.LoadEnv(t)
-	bin := triageBin(t)
 	polDir := t.TempDir()
 	n := &node{t: t, policy: filepath.Join(polDir, "policy.toml"), audit: filepath.Join(polDir, "decisions.jsonl")}
 	var daemonEnv []string
