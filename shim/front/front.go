@@ -49,6 +49,15 @@ const (
 	ExitLost = 5
 )
 
+// DaemonEnv, set to "off" in containerd's environment, runs every call in the front's own
+// process (`triage-shimd run`), never through the daemon.
+const DaemonEnv = "TRIAGE_SHIMD"
+
+// daemonOff tells whether env turns the daemon off (see DaemonEnv).
+func daemonOff(env []string) bool {
+	return slices.Contains(env, DaemonEnv+"=off")
+}
+
 // helloTimeout bounds the wait for a daemon's greeting; without one the call
 // runs in this process.
 const helloTimeout = time.Second
@@ -61,7 +70,7 @@ func Main(args []string) int {
 		return 1
 	}
 	daemon := filepath.Join(filepath.Dir(self), DaemonBinary)
-	if address := flagValue(args, "address"); address != "" {
+	if address := flagValue(args, "address"); address != "" && !daemonOff(os.Environ()) {
 		if sock, err := socketPath(address, daemon); err == nil {
 			code, answered, read := call(sock, args, "", os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 			if answered {
@@ -89,7 +98,7 @@ func Main(args []string) int {
 // directory (the bundle); run runs the child and returns its exit code (nil:
 // as exec.Cmd.Run would, for a process that reaps its own children).
 func Run(daemon string, args []string, dir string, env []string, stdin []byte, stdout, stderr io.Writer, run func(*exec.Cmd) (int, error)) int {
-	if sock, err := socketPath(flagValue(args, "address"), daemon); err == nil {
+	if sock, err := socketPath(flagValue(args, "address"), daemon); err == nil && !daemonOff(env) {
 		if code, answered, _ := call(sock, args, dir, env, bytes.NewReader(stdin), stdout, stderr); answered {
 			return code
 		}
