@@ -24,7 +24,7 @@ import (
 	"github.com/triage-runtime/triage/e2e/harness"
 	"github.com/triage-runtime/triage/e2e/kata"
 	"github.com/triage-runtime/triage/shim/delegate"
-	"github.com/triage-runtime/triage/shim/state"
+	"github.com/triage-runtime/triage/shim/front"
 )
 
 // policyTOML has a pass-through runc tier (hardening that changes nothing, so the router's
@@ -74,7 +74,7 @@ func main() {
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	pairs := flag.Int("pairs", 60, "paired runs per comparison")
 	rpcs := flag.Int("rpcs", 10000, "forwarded RPCs per latency sample")
-	only := flag.String("only", "", "comma-separated comparisons to run (start,hardening,runsc,rpc,memory,pod,kata); all when empty")
+	only := flag.String("only", "", "comma-separated comparisons to run (start,hardening,runsc,rpc,memory,shimd,pod,kata); all when empty")
 	versions := flag.String("versions", "2,1.6", "comma-separated containerd versions (2, 1.6)")
 	flag.Parse()
 	want := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
@@ -119,6 +119,9 @@ func main() {
 		if want("memory") {
 			b.memory(&report)
 		}
+		if want("shimd") {
+			b.inCall(&report, newBench(p, env, bin, v, front.DaemonEnv+"=off"), *pairs/2)
+		}
 		if want("pod") {
 			// A pod start's ratio swings more than a `ctr run`'s: as many pairs.
 			b.podStart(&report, *pairs, 20)
@@ -151,14 +154,15 @@ func firstLine(path, prefix string) string {
 	return prefix + " " + strings.SplitN(string(b), "\n", 2)[0]
 }
 
-func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version) *bench {
+// newBench starts containerd v with Triage; daemonEnv is added to containerd's environment.
+func newBench(p *harness.Program, env harness.Env, bin string, v harness.Version, daemonEnv ...string) *bench {
 	dir, err := os.MkdirTemp("", "triage-bench")
 	if err != nil {
 		p.Fatalf("%v", err)
 	}
 	p.Cleanup(func() { os.RemoveAll(dir) })
 	b := &bench{p: p, policy: filepath.Join(dir, "policy.toml")}
-	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin},
+	b.d = harness.StartContainerd(p, env, v, harness.Options{ExtraPath: []string{bin}, Env: daemonEnv,
 		Runtimes: []harness.Runtime{harness.TriageRuntime(p, bin, v, b.policy)}})
 	b.run = b.d.Ctr
 	pol := fmt.Sprintf(policyTOML, filepath.Join(dir, "decisions.jsonl"), b.d.RunscConfig())
@@ -242,46 +246,51 @@ func (b *bench) startToExit(w *strings.Builder, name string, pairs int, triage, 
 	fmt.Fprintf(w, "| %s (%d pairs; %s) | %.1f ms | %.1f ms | **%.3f** | %s |\n", name, pairs, spread(p.ratios), median(p.a), median(p.b), median(p.ratios), target)
 }
 
-// rpcLatency times State on a running container, through the router and straight to the
-// runc shim, interleaved in batches.
+// rpcLatency times State on a running container: one in a runc-tier pod, served by
+// Triage's pod shim, and one in runc's own shim, interleaved.
 func (b *bench) rpcLatency(w *strings.Builder, n int) {
-	id := b.id()
-	if _, err := b.ctr("run", "-d", "--runtime", "io.containerd.triage.v2", "--runtime-config-path", b.policy, harness.BusyboxImage, id, "sleep", "600"); err != nil {
-		b.p.Fatalf("%v", err)
-	}
-	defer func() {
-		b.ctr("task", "kill", "-s", "SIGKILL", id)
-		time.Sleep(300 * time.Millisecond)
-		b.ctr("task", "delete", id)
-		b.ctr("container", "delete", id)
-	}()
-	bundle := filepath.Join(b.d.State(), "io.containerd.runtime.v2.task", "default", id)
-	m, err := state.ReadContainer(bundle)
-	if err != nil {
-		b.p.Fatalf("%v", err)
-	}
-	addr, err := shimAddress(bundle)
-	if err != nil {
-		b.p.Fatalf("%v", err)
-	}
 	ctx := context.Background()
-	router, err := delegate.Dial(ctx, addr, 2, func() {})
-	if err != nil {
-		b.p.Fatalf("%v", err)
+	type shim struct {
+		c   *delegate.Client
+		req *taskv2.StateRequest
 	}
-	defer router.Close()
-	direct, err := delegate.Dial(ctx, m.Delegate.Address, m.Delegate.Version, func() {})
-	if err != nil {
-		b.p.Fatalf("%v", err)
+	var cleanups []func()
+	defer func() {
+		for _, f := range cleanups {
+			f()
+		}
+	}()
+	dial := func(runtime ...string) shim {
+		id := b.id()
+		args := append(append([]string{"run", "-d"}, runtime...), harness.BusyboxImage, id, "sleep", "600")
+		if _, err := b.ctr(args...); err != nil {
+			b.p.Fatalf("%v", err)
+		}
+		cleanups = append(cleanups, func() {
+			b.ctr("task", "kill", "-s", "SIGKILL", id)
+			time.Sleep(300 * time.Millisecond)
+			b.ctr("task", "delete", id)
+			b.ctr("container", "delete", id)
+		})
+		addr, err := shimAddress(filepath.Join(b.d.State(), "io.containerd.runtime.v2.task", "default", id))
+		if err != nil {
+			b.p.Fatalf("%v", err)
+		}
+		c, err := delegate.Dial(ctx, addr, 2, func() {})
+		if err != nil {
+			b.p.Fatalf("%v", err)
+		}
+		cleanups = append([]func(){func() { c.Close() }}, cleanups...)
+		return shim{c, &taskv2.StateRequest{ID: id}}
 	}
-	defer direct.Close()
-	req := &taskv2.StateRequest{ID: id}
-	time1 := func(c *delegate.Client) float64 {
-		s := time.Now()
-		if _, err := c.State(ctx, req); err != nil {
+	router := dial(b.triageArgs()...)
+	direct := dial("--runtime", "io.containerd.runc.v2")
+	time1 := func(s shim) float64 {
+		t0 := time.Now()
+		if _, err := s.c.State(ctx, s.req); err != nil {
 			b.p.Fatalf("State: %v", err)
 		}
-		return float64(time.Since(s).Microseconds())
+		return float64(time.Since(t0).Microseconds())
 	}
 	// Both connections and the processes behind them warm up first: the
 	// figure is the steady state a long-lived pod sees.
@@ -298,7 +307,7 @@ func (b *bench) rpcLatency(w *strings.Builder, n int) {
 		}
 	}
 	added := median(tr) - median(dr)
-	fmt.Fprintf(w, "| State RPC (%d pairs): added latency of the forward | %.0f µs | %.0f µs | **+%.0f µs** | ≤ +100 µs |\n", n, median(tr), median(dr), added)
+	fmt.Fprintf(w, "| State RPC (%d pairs), runc pod: Triage's pod shim / runc's shim, added latency | %.0f µs | %.0f µs | **+%.0f µs** | ≤ +5 µs |\n", n, median(tr), median(dr), added)
 }
 
 // shimAddress is the address containerd holds for the bundle's shim (Triage's router):
@@ -501,6 +510,47 @@ func (b *bench) podStart(w *strings.Builder, pairs, batch int) {
 	fmt.Fprintf(w, "| CRI pod start, %d pods at once (%d batch pairs, time until all run; %s): handler triage / runc | %.0f ms | %.0f ms | **%.3f** | ≤ 1.05 |\n", batch, batchPairs, spread(times.ratios), median(times.a), median(times.b), median(times.ratios))
 	fmt.Fprintf(w, "| CPU per pod in those batches (the whole machine's, from /proc/stat; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(cpu.ratios), median(cpu.a), median(cpu.b), median(cpu.ratios))
 	fmt.Fprintf(w, "| CPU per pod over its whole life (start, stop, remove; the whole machine's; %s): handler triage / runc | %.0f ms | %.0f ms | %.3f | |\n", spread(life.ratios), median(life.a), median(life.b), median(life.ratios))
+}
+
+// inCall compares Triage's start through triage-shimd (on b) with the same start run in
+// the front's own process (`triage-shimd run`, on off, whose containerd has
+// TRIAGE_SHIMD=off), on two containerds of the same version, in alternating pairs: what
+// the node daemon buys.
+func (b *bench) inCall(w *strings.Builder, off *bench, pairs int) {
+	dir, err := os.MkdirTemp("", "triage-bench-pods")
+	if err != nil {
+		b.p.Fatalf("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	pod := func(x *bench) time.Duration {
+		podFile, ctrFile := podConfig(dir, x.id())
+		t0 := time.Now()
+		podID := x.crictl("runp", "--runtime", "triage", podFile)
+		x.crictl("start", x.crictl("create", podID, ctrFile, podFile))
+		el := time.Since(t0)
+		x.crictl("stopp", podID)
+		x.crictl("rmp", podID)
+		return el
+	}
+	b.runOnce(b.triageArgs()) // warm both
+	off.runOnce(off.triageArgs())
+	pod(b)
+	pod(off)
+	var run, pods paired
+	for i := range pairs {
+		var d, o, dp, op time.Duration
+		if i%2 == 0 {
+			d, o = b.runOnce(b.triageArgs()), off.runOnce(off.triageArgs())
+			dp, op = pod(b), pod(off)
+		} else {
+			o, d = off.runOnce(off.triageArgs()), b.runOnce(b.triageArgs())
+			op, dp = pod(off), pod(b)
+		}
+		run.add(ms(d), ms(o))
+		pods.add(ms(dp), ms(op))
+	}
+	fmt.Fprintf(w, "| `ctr run --rm … true` (%d pairs; %s): through triage-shimd / in the front's process | %.1f ms | %.1f ms | **%.3f** | keep the daemon below 0.98 |\n", pairs, spread(run.ratios), median(run.a), median(run.b), median(run.ratios))
+	fmt.Fprintf(w, "| CRI pod start, serial (%d pairs; %s): through triage-shimd / in the front's process | %.0f ms | %.0f ms | **%.3f** | keep the daemon below 0.98 |\n", pairs, spread(pods.ratios), median(pods.a), median(pods.b), median(pods.ratios))
 }
 
 // teardownSettle is how long a batch's CPU count waits after its pods were removed: shims
