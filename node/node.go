@@ -256,6 +256,21 @@ func GVisorOCISeccomp(path string) bool {
 	return err == nil && v
 }
 
+// gVisorDefaultRoot is runsc's state root when the shim configuration names none.
+const gVisorDefaultRoot = "/run/containerd/runsc"
+
+// GVisorRoot is runsc's state root that the runsc shim configuration at path (the tier's
+// config_path) names with its top-level root key, else the shim's default.
+func GVisorRoot(path string) string {
+	var cfg struct {
+		Root string `toml:"root"`
+	}
+	if b, err := os.ReadFile(path); err == nil && toml.Unmarshal(b, &cfg) == nil && filepath.IsAbs(cfg.Root) {
+		return cfg.Root
+	}
+	return gVisorDefaultRoot
+}
+
 // ContainerdState returns containerd's state folder from a bundle folder
 // (STATE/io.containerd.runtime.v2.task/NAMESPACE/ID), or "" when bundle is not one.
 func ContainerdState(bundle string) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/triage-runtime/triage/node"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/state"
 )
@@ -73,7 +75,8 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		return proto.Marshal(resp)
 	}
 	var reaped *taskv2.DeleteResponse
-	if !canConnect(sock) {
+	orphan := !canConnect(sock)
+	if orphan {
 		reaped = reapOrphan(ctx, m.Delegate, f.id, bundle, lastInPod(f, m.Pod))
 	}
 	inv := delegate.Invocation{
@@ -81,6 +84,9 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env,
 	}
 	out, derr := inv.Delete(ctx)
+	if orphan && strings.HasPrefix(m.Delegate.Runtime, "io.containerd.runsc.") {
+		endGVisorLeftovers(ctx, f, bundle, m.Delegate.ConfigPath)
+	}
 	if err := leavePod(f, m.Pod, sock); err != nil {
 		return nil, err
 	}
@@ -94,11 +100,24 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	return out, nil
 }
 
+// endGVisorLeftovers removes what runsc leaves of a container whose sandbox was killed
+// before runsc recorded it (its router killed in the middle of its start): the
+// container's cgroup, and the sandbox's control socket in runsc's root (configPath is the
+// tier's runsc shim configuration, which names it), when nothing serves it.
+func endGVisorLeftovers(ctx context.Context, f flags, bundle, configPath string) {
+	removeCgroup(ctx, bundle, f.id)
+	sock := filepath.Join(node.GVisorRoot(configPath), f.namespace, "runsc-"+f.id+".sock")
+	if _, err := os.Lstat(sock); err == nil {
+		delegate.RemoveStaleSocket("unix://"+sock, 0)
+	}
+}
+
 // stopHosted ends a container of a runc tier whose pod shim did not delete it
 // (killed, or its Create failed half-way), as runc's own shim's `delete`
 // does, in this process with containerd's runc shim library: runc deletes
 // it by force, its root filesystem is unmounted, and its exit is the one
-// the pod shim recorded, else SIGKILL's.
+// the pod shim recorded, else SIGKILL's. A cgroup runc made but never
+// recorded (its `runc create` killed with the pod shim) is removed too.
 func stopHosted(ctx context.Context, ns, id, bundle string) *taskv2.DeleteResponse {
 	ctx = namespaces.WithNamespace(ctx, ns)
 	binary, err := runcshim.ReadRuntime(bundle)
@@ -115,6 +134,7 @@ func stopHosted(ctx context.Context, ns, id, bundle string) *taskv2.DeleteRespon
 	if err := r.Delete(ctx, id, &gorunc.DeleteOpts{Force: true}); err != nil {
 		log.G(ctx).WithError(err).Debug("runc delete")
 	}
+	removeCgroup(ctx, bundle, id)
 	exitedAt := time.Now()
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
