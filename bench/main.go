@@ -276,7 +276,12 @@ func (b *bench) rpcLatency(w *strings.Builder, n int) {
 		if err != nil {
 			b.p.Fatalf("%v", err)
 		}
-		c, err := delegate.Dial(ctx, addr, 2, func() {})
+		// The task API version containerd speaks: runc's shim in 2.x serves only v3.
+		version := 3
+		if b.d.Version() == harness.V16 {
+			version = 2
+		}
+		c, err := delegate.Dial(ctx, addr, version, func() {})
 		if err != nil {
 			b.p.Fatalf("%v", err)
 		}
