@@ -130,6 +130,7 @@ type container struct {
 	annotations         map[string]string
 	privileged          bool
 	mounts              []map[string]any // CRI Mount objects
+	memoryLimit         int64            // bytes; 0 for none
 }
 
 func (c container) file(t *testing.T) string {
@@ -144,8 +145,15 @@ func (c container) file(t *testing.T) string {
 		"annotations": c.annotations,
 		"log_path":    c.name + ".log",
 	}
+	linux := map[string]any{}
 	if c.privileged {
-		cfg["linux"] = map[string]any{"security_context": map[string]any{"privileged": true}}
+		linux["security_context"] = map[string]any{"privileged": true}
+	}
+	if c.memoryLimit > 0 {
+		linux["resources"] = map[string]any{"memory_limit_in_bytes": c.memoryLimit}
+	}
+	if len(linux) > 0 {
+		cfg["linux"] = linux
 	}
 	if c.mounts != nil {
 		cfg["mounts"] = c.mounts

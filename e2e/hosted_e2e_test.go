@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +55,23 @@ func TestRuncPodIsOneProcess(t *testing.T) {
 			return events.has(c2, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete") &&
 				events.has(c3, "/tasks/oom", "/tasks/exit", "/tasks/delete")
 		})
+		// The CRI plugin tells the kubelet OOMKilled, from the same event.
+		podID, podFile := n.runPod(pod{name: "oom", namespace: "default"})
+		hog := n.startContainer(podID, podFile, container{name: "hog", script: "tail /dev/zero", memoryLimit: 32 << 20})
+		var status struct {
+			Status struct {
+				State, Reason string
+				ExitCode      int
+			}
+		}
+		waitFor(t, "the CRI plugin to report the hog's exit", 30*time.Second, func() bool {
+			out, _, _ := n.crictl("inspect", hog)
+			return json.Unmarshal([]byte(out), &status) == nil && status.Status.State == "CONTAINER_EXITED"
+		})
+		if status.Status.Reason != "OOMKilled" || status.Status.ExitCode != 137 {
+			t.Errorf("CRI status of a container over its 32 MiB limit: reason %q, exit %d; want OOMKilled, 137", status.Status.Reason, status.Status.ExitCode)
+		}
+		n.removePod(podID)
 		events.stop()
 		n.assertSettled(before)
 	})
