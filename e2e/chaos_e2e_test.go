@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,12 +16,10 @@ import (
 
 // TestStartChaos: triage-shimd, which runs every start, is killed (kill -9) at random
 // moments while containers start, eight at a time, runc and gVisor mixed; every other
-// round the runc pods' shims (triage-router, a runc pod's only process) are killed too,
-// in the middle of their containers' `runc create` at times. Starts may fail, with an
-// error; nothing may be left behind, and a later container reusing a failed one's id gets
-// the rules' tier, not the one a dead start recorded. (gVisor pods' routers are killed in
-// TestKilledGVisorRouterThenQuickRemoval; killed during their delegate's Create, they
-// still leave a sandbox cgroup now and then: see the closing note of issue 20.)
+// round the pods' shims (triage-router: a runc pod's only process, a gVisor pod's relay)
+// are killed too, in the middle of their containers' `runc create` or runsc's Create at
+// times. Starts may fail, with an error; nothing may be left behind, and a later container
+// reusing a failed one's id gets the rules' tier, not the one a dead start recorded.
 func TestStartChaos(t *testing.T) {
 	const rounds, batch = 6, 8
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
@@ -53,7 +50,7 @@ func TestStartChaos(t *testing.T) {
 			time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
 			kill := n.snapshot().ShimDaemons
 			if round%2 == 1 {
-				kill = append(kill, n.runcPodShims()...)
+				kill = append(kill, n.routers()...)
 			}
 			for _, pid := range kill {
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -82,15 +79,4 @@ func TestStartChaos(t *testing.T) {
 		}
 		n.assertSettled(before)
 	})
-}
-
-// runcPodShims lists the routers that host runc pods (triage-router -runc).
-func (n *node) runcPodShims() []int {
-	var pids []int
-	for _, pid := range n.routers() {
-		if slices.Contains(strings.Fields(cmdline(pid)), "-runc") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

@@ -100,11 +100,22 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	return out, nil
 }
 
-// endGVisorLeftovers removes what runsc leaves of a container whose sandbox was killed
-// before runsc recorded it (its router killed in the middle of its start): the
-// container's cgroup, and the sandbox's control socket in runsc's root (configPath is the
-// tier's runsc shim configuration, which names it), when nothing serves it.
+// endGVisorLeftovers ends what runsc leaves of a container whose router was killed, at
+// times in the middle of its delegate's Create: runsc's processes for the container (a
+// `runsc create` cut short goes on starting its sandbox and gofer, which runsc never
+// records), then the container's cgroup, and the sandbox's control socket in runsc's root
+// (configPath is the tier's runsc shim configuration, which names it) when nothing serves
+// it.
 func endGVisorLeftovers(ctx context.Context, f flags, bundle, configPath string) {
+	if pids := runscProcesses(bundle); len(pids) > 0 {
+		log.G(ctx).WithField("pids", pids).Warn("orphaned gVisor container: ending runsc's processes that runsc's delete left")
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		for deadline := time.Now().Add(reapTimeout / 2); len(runscProcesses(bundle)) > 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	removeCgroup(ctx, bundle, f.id)
 	sock := filepath.Join(node.GVisorRoot(configPath), f.namespace, "runsc-"+f.id+".sock")
 	if _, err := os.Lstat(sock); err == nil {

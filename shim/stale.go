@@ -115,6 +115,16 @@ func routerDaemons(address, ns, pod string) []int {
 	})
 }
 
+// runscProcesses lists runsc's processes (runsc, runsc-sandbox, runsc-gofer) for the
+// container of bundle: each names the bundle in its arguments.
+func runscProcesses(bundle string) []int {
+	return daemons(func(name string, args []string) bool {
+		return strings.HasPrefix(name, "runsc") && slices.ContainsFunc(args, func(a string) bool {
+			return a == bundle || a == "--bundle="+bundle
+		})
+	})
+}
+
 // daemons lists the processes whose program name and arguments match.
 func daemons(match func(name string, args []string) bool) []int {
 	ents, err := os.ReadDir("/proc")
