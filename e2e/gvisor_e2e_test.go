@@ -47,8 +47,8 @@ func TestRoutesByPolicy(t *testing.T) {
 			t.Fatalf("trusted workload decision %v", d)
 		}
 
-		// The image is known only from containerd's records: start's guess (runc, started
-		// while it reads them) is wrong here, and withdrawn before runsc's shim starts.
+		// The image is known only from containerd's records, which start reads while it
+		// loads the policy and the spec.
 		out, stderr, code = n.ctr(n.runArgs("--rm", untrustedImage, n.ID("untrusted"), "sh", "-c", "sleep 0.3; "+gvisorMark+"; exit 4")...)
 		if code != 4 || !strings.Contains(out, "gVisor") {
 			t.Fatalf("untrusted image: exit %d, dmesg %q, stderr %q; want exit 4 under gVisor", code, out, stderr)
@@ -64,8 +64,8 @@ func TestRoutesByPolicy(t *testing.T) {
 
 		n.runRefused("a privileged workload", []string{`"deny-privileged"`, "privileged containers are not allowed on this node"},
 			image, n.ID("priv"), "--privileged")
-		// A workload of the untrusted registry asking to run in runc is refused (after a
-		// guess: the delegate started for it is shut down; assertSettled checks).
+		// A workload of the untrusted registry asking to run in runc is refused, and
+		// leaves nothing (assertSettled checks).
 		n.runRefused("a downgrade request", []string{`rule "request:triage.io/tier"`, "weaker isolation"},
 			untrustedImage, n.ID("down"), "--annotation", "triage.io/tier=trusted")
 		n.assertSettled(before)

@@ -206,7 +206,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	defer func() { recordStart(ctx, pol, decided, retErr, time.Since(began)) }()
 	bundle := f.dir
 	// Reading containerd's records is a round trip: overlap it with
-	// loading the policy and the spec, and with the guessed delegate start.
+	// loading the policy and the spec.
 	type factsResult struct {
 		facts classifier.Facts
 		err   error
