@@ -18,9 +18,8 @@ import (
 // moments while containers start, eight at a time, runc and gVisor mixed. Starts may
 // fail, with an error; nothing may be left behind, and a later container reusing a failed
 // one's id gets the rules' tier, not the one a dead start recorded. (Pod shims killed in
-// the middle of a burst leave a cgroup now and then: containerd may remove the bundle of
-// a failed Create before it runs the shim's `delete`, which then cannot tell the
-// container's cgroup; see the closing note of issue 20.)
+// the middle of a burst still leave an empty cgroup now and then, made by a create that
+// outlived its shim: see the closing note of issue 20.)
 func TestStartChaos(t *testing.T) {
 	const rounds, batch = 6, 8
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
