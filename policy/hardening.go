@@ -35,8 +35,11 @@ const (
 )
 
 // Kind returns the family of the tier's delegate runtime.
-func (t *Tier) Kind() RuntimeKind {
-	name, _, _ := strings.Cut(strings.TrimPrefix(t.Runtime, "io.containerd."), ".")
+func (t *Tier) Kind() RuntimeKind { return KindOf(t.Runtime) }
+
+// KindOf returns the family of a containerd runtime type.
+func KindOf(runtime string) RuntimeKind {
+	name, _, _ := strings.Cut(strings.TrimPrefix(runtime, "io.containerd."), ".")
 	switch {
 	case name == "runc":
 		return KindRunc

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/triage-runtime/triage/node"
+	"github.com/triage-runtime/triage/policy"
 	"github.com/triage-runtime/triage/shim/delegate"
 	"github.com/triage-runtime/triage/shim/state"
 )
@@ -84,8 +84,8 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		ID: f.id, Bundle: bundle, Debug: f.debug, Env: f.env,
 	}
 	out, derr := inv.Delete(ctx)
-	if orphan && strings.HasPrefix(m.Delegate.Runtime, "io.containerd.runsc.") {
-		endGVisorLeftovers(ctx, f, bundle, m.Delegate.ConfigPath)
+	if orphan && policy.KindOf(m.Delegate.Runtime) == policy.KindGVisor {
+		endGVisorLeftovers(ctx, f, bundle, delegate.ConfigPath(m.Delegate.OptionsType, m.Delegate.Options))
 	}
 	if err := leavePod(f, m.Pod, sock); err != nil {
 		return nil, err

@@ -25,18 +25,22 @@ func runcGroup(spec *specs.Spec, id string) string {
 	return id
 }
 
-// podHosted tells whether the pod's router hosts its runc containers: no
-// other member's marker names a delegate shim. Triage before 2026-12-07
-// relayed runc pods to runc's own shim; their routers still run.
+// podHosted tells whether the pod's router hosts its runc containers. A pod keeps the
+// design of its first container, so the first other member's marker tells: one that names
+// a delegate shim is of a pod an earlier Triage started, which relayed runc pods to runc's
+// own shim; their routers still run.
 func podHosted(pod *state.Pod, bundle string) bool {
 	members, err := pod.Members()
 	if err != nil {
 		return true
 	}
+	self := filepath.Base(bundle)
 	for _, member := range members {
-		m, err := state.ReadContainer(filepath.Join(filepath.Dir(bundle), member))
-		if err == nil && m.Delegate.Address != "" {
-			return false
+		if member == self {
+			continue
+		}
+		if m, err := state.ReadContainer(filepath.Join(filepath.Dir(bundle), member)); err == nil {
+			return m.Delegate.Address == ""
 		}
 	}
 	return true

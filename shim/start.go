@@ -327,7 +327,7 @@ func start(ctx context.Context, f flags, stdin []byte) (_ string, retErr error) 
 	}
 	rules := hardening.ExecRules(tier)
 	rules.Requested = requested
-	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary, ConfigPath: tier.ConfigPath, Hosted: tier.Hosted()}, Metrics: pol.MetricsTextfile}
+	marker := state.Container{Pod: podID, Exec: rules, Delegate: state.Delegate{Runtime: tier.Runtime, Binary: binary, Hosted: tier.Hosted()}, Metrics: pol.MetricsTextfile}
 	if optsAny != nil {
 		marker.Delegate.Options, marker.Delegate.OptionsType = optsAny.GetValue(), optsAny.GetTypeUrl()
 	}

@@ -52,6 +52,17 @@ func (o Options) Any() (*anypb.Any, error) {
 	return &anypb.Any{TypeUrl: string(m.ProtoReflect().Descriptor().FullName()), Value: v}, nil
 }
 
+// ConfigPath is the delegate's own configuration (runsc's or Kata's TOML) that the
+// options Any start built names, given as the marker keeps it (type URL and bytes); ""
+// for runc's options or none.
+func ConfigPath(typeURL string, options []byte) string {
+	var o runtimeoptions.Options
+	if (&anypb.Any{TypeUrl: typeURL}).MessageIs(&o) && proto.Unmarshal(options, &o) == nil {
+		return o.GetConfigPath()
+	}
+	return ""
+}
+
 // runtimeOptionsTypeURL is the informational type_url CRI would put in
 // runtimeoptions for that runtime; gVisor checks it.
 func runtimeOptionsTypeURL(runtimeType string) string {

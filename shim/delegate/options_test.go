@@ -87,3 +87,21 @@ func TestBinaryName(t *testing.T) {
 		t.Error(`BinaryName("runc") accepted a runtime type without a version`)
 	}
 }
+
+// delete reads a gVisor tier's runsc configuration back from the options its marker keeps.
+func TestConfigPathFromOptions(t *testing.T) {
+	runsc, err := Options{Runtime: "io.containerd.runsc.v1", ConfigPath: "/etc/triage/runsc.toml"}.Any()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ConfigPath(runsc.GetTypeUrl(), runsc.GetValue()); got != "/etc/triage/runsc.toml" {
+		t.Errorf("ConfigPath of runsc options = %q, want /etc/triage/runsc.toml", got)
+	}
+	runc, err := Options{Runtime: "io.containerd.runc.v2", Root: "/run/runc"}.Any()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ConfigPath(runc.GetTypeUrl(), runc.GetValue()); got != "" {
+		t.Errorf("ConfigPath of runc options = %q, want none", got)
+	}
+}

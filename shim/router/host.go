@@ -87,6 +87,9 @@ func serveHosted(ctx context.Context, j joiner, pod string) error {
 	if err != nil {
 		return fmt.Errorf("router listener: %w", err)
 	}
+	// The socket goes with the shim, also when it cannot start serving.
+	sock := newSocketFile(l.Addr().String())
+	defer sock.release()
 	// containerd's runc task service removes, at shutdown, the socket that
 	// ./address names, which on containerd 1.x is this router's own: it is
 	// built where there is none. The log fifo is already open.
@@ -106,7 +109,6 @@ func serveHosted(ctx context.Context, j joiner, pod string) error {
 		publisher.Close()
 		return err
 	}
-	sock := newSocketFile(l.Addr().String())
 	j.run = reaperRun
 	h := &hosted{
 		TTRPCTaskService: runc,
@@ -137,7 +139,6 @@ func serveHosted(ctx context.Context, j joiner, pod string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
-	sock.release()
 	return nil
 }
 

@@ -29,9 +29,6 @@ type Delegate struct {
 	Options []byte `json:"options,omitempty"`
 	// OptionsType is the Any's type URL.
 	OptionsType string `json:"options_type,omitempty"`
-	// ConfigPath is the delegate's own configuration (the tier's config_path: runsc's or
-	// Kata's TOML).
-	ConfigPath string `json:"config_path,omitempty"`
 	// Hosted is set for a runc tier: the pod's router runs the container
 	// through containerd's runc task service in its own process, and
 	// Binary and Address are empty.
