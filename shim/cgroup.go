@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -15,19 +16,28 @@ import (
 	"github.com/triage-runtime/triage/shim/state"
 )
 
-// removeCgroup removes the cgroup of container id (bundle) that runc no longer knows of:
-// a `runc create` killed half-way, with the pod's shim that ran it, made the cgroup but
-// never recorded the container, so `runc delete` cannot find it, and runc's own shim
-// leaves it too. Only the container's own cgroup is touched (an absolute cgroupsPath
-// ending in its id, as the cgroups_path control requires); what still runs in it is
-// killed first.
-func removeCgroup(ctx context.Context, bundle, id string) {
+// ownCgroup is the cgroup of container id (bundle) that removeCgroup may remove: an
+// absolute cgroupsPath ending in its id, as the cgroups_path control requires; "" when the
+// spec names none such. A delete reads it first, as containerd removes the bundle when the
+// delete takes longer than it waits.
+func ownCgroup(bundle, id string) string {
 	spec, err := state.ReadSpec(bundle)
 	if err != nil || spec.Linux == nil {
-		return
+		return ""
 	}
 	path := spec.Linux.CgroupsPath
 	if !filepath.IsAbs(path) || filepath.Base(path) != id {
+		return ""
+	}
+	return path
+}
+
+// removeCgroup removes a container's own cgroup (ownCgroup) that runc no longer knows of:
+// a `runc create` killed half-way, with the pod's shim that ran it, made the cgroup but
+// never recorded the container, so `runc delete` cannot find it, and runc's own shim
+// leaves it too. What still runs in it is killed first, and waited for (drain).
+func removeCgroup(ctx context.Context, path string) {
+	if path == "" {
 		return
 	}
 	if cgroups.Mode() == cgroups.Unified {
@@ -36,9 +46,11 @@ func removeCgroup(ctx context.Context, bundle, id string) {
 		}
 		m, err := cgroup2.Load(path)
 		if err == nil {
-			if err = m.Kill(); err == nil {
-				err = m.Delete()
-			}
+			drain(func() []int {
+				pids, _ := m.Procs(true)
+				return intPids(pids)
+			})
+			err = m.Delete()
 		}
 		if err != nil {
 			log.G(ctx).WithError(err).WithField("cgroup", path).Warn("remove the container's cgroup")
@@ -47,11 +59,20 @@ func removeCgroup(ctx context.Context, bundle, id string) {
 	}
 	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
 	if err == nil {
-		if procs, perr := cg.Processes(cgroup1.Devices, true); perr == nil {
-			for _, p := range procs {
-				unix.Kill(p.Pid, unix.SIGKILL)
-			}
+		// A frozen process takes its SIGKILL only once thawed.
+		if err := cg.Thaw(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.G(ctx).WithError(err).WithField("cgroup", path).Debug("thaw the container's cgroup")
 		}
+		drain(func() []int {
+			var pids []int
+			for _, s := range cg.Subsystems() {
+				procs, _ := cg.Processes(s.Name(), true)
+				for _, p := range procs {
+					pids = append(pids, p.Pid)
+				}
+			}
+			return pids
+		})
 		err = cg.Delete()
 	}
 	if err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
@@ -64,4 +85,28 @@ func removeCgroup(ctx context.Context, bundle, id string) {
 			log.G(ctx).WithError(err).WithField("cgroup", path).Warn("remove the container's cgroup")
 		}
 	}
+}
+
+// drain kills what runs in a cgroup (procs lists it) until nothing does, for at most
+// reapTimeout. A killed process leaves its cgroup only once it has exited, which one in
+// the middle of runc's or runsc's setup, or a sandbox tearing down its memory, takes tens
+// of milliseconds to do, and the cgroup cannot be removed before.
+func drain(procs func() []int) {
+	for deadline := time.Now().Add(reapTimeout); ; time.Sleep(10 * time.Millisecond) {
+		pids := procs()
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+func intPids(pids []uint64) []int {
+	out := make([]int, len(pids))
+	for i, p := range pids {
+		out[i] = int(p)
+	}
+	return out
 }

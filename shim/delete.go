@@ -66,7 +66,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		return resp, err
 	}
 	if m.Delegate.Hosted {
-		resp := stopHosted(ctx, f.namespace, f.id, bundle)
+		resp := stopHosted(ctx, f.namespace, f.id, bundle, ownCgroup(bundle, f.id))
 		err := leavePod(f, m.Pod, sock)
 		recordDelete(ctx, m.Metrics)
 		if err != nil {
@@ -75,8 +75,10 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 		return proto.Marshal(resp)
 	}
 	var reaped *taskv2.DeleteResponse
+	var cgroup string
 	orphan := !canConnect(sock)
 	if orphan {
+		cgroup = ownCgroup(bundle, f.id)
 		reaped = reapOrphan(ctx, m.Delegate, f.id, bundle, lastInPod(f, m.Pod))
 	}
 	inv := delegate.Invocation{
@@ -85,7 +87,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 	}
 	out, derr := inv.Delete(ctx)
 	if orphan && policy.KindOf(m.Delegate.Runtime) == policy.KindGVisor {
-		endGVisorLeftovers(ctx, f, bundle, delegate.ConfigPath(m.Delegate.OptionsType, m.Delegate.Options))
+		endGVisorLeftovers(ctx, f, bundle, cgroup, delegate.ConfigPath(m.Delegate.OptionsType, m.Delegate.Options))
 	}
 	if err := leavePod(f, m.Pod, sock); err != nil {
 		return nil, err
@@ -103,10 +105,10 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 // endGVisorLeftovers ends what runsc leaves of a container whose router was killed, at
 // times in the middle of its delegate's Create: runsc's processes for the container (a
 // `runsc create` cut short goes on starting its sandbox and gofer, which runsc never
-// records), then the container's cgroup, and the sandbox's control socket in runsc's root
-// (configPath is the tier's runsc shim configuration, which names it) when nothing serves
-// it.
-func endGVisorLeftovers(ctx context.Context, f flags, bundle, configPath string) {
+// records), then the container's cgroup (ownCgroup), and the sandbox's control socket in
+// runsc's root (configPath is the tier's runsc shim configuration, which names it) when
+// nothing serves it.
+func endGVisorLeftovers(ctx context.Context, f flags, bundle, cgroup, configPath string) {
 	if pids := runscProcesses(bundle); len(pids) > 0 {
 		log.G(ctx).WithField("pids", pids).Warn("orphaned gVisor container: ending runsc's processes that runsc's delete left")
 		for _, pid := range pids {
@@ -116,7 +118,7 @@ func endGVisorLeftovers(ctx context.Context, f flags, bundle, configPath string)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	removeCgroup(ctx, bundle, f.id)
+	removeCgroup(ctx, cgroup)
 	sock := filepath.Join(node.GVisorRoot(configPath), f.namespace, "runsc-"+f.id+".sock")
 	if _, err := os.Lstat(sock); err == nil {
 		delegate.RemoveStaleSocket("unix://"+sock, 0)
@@ -129,7 +131,7 @@ func endGVisorLeftovers(ctx context.Context, f flags, bundle, configPath string)
 // it by force, its root filesystem is unmounted, and its exit is the one
 // the pod shim recorded, else SIGKILL's. A cgroup runc made but never
 // recorded (its `runc create` killed with the pod shim) is removed too.
-func stopHosted(ctx context.Context, ns, id, bundle string) *taskv2.DeleteResponse {
+func stopHosted(ctx context.Context, ns, id, bundle, cgroup string) *taskv2.DeleteResponse {
 	ctx = namespaces.WithNamespace(ctx, ns)
 	binary, err := runcshim.ReadRuntime(bundle)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -145,7 +147,7 @@ func stopHosted(ctx context.Context, ns, id, bundle string) *taskv2.DeleteRespon
 	if err := r.Delete(ctx, id, &gorunc.DeleteOpts{Force: true}); err != nil {
 		log.G(ctx).WithError(err).Debug("runc delete")
 	}
-	removeCgroup(ctx, bundle, id)
+	removeCgroup(ctx, cgroup)
 	exitedAt := time.Now()
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
