@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
@@ -64,6 +65,7 @@ func removeCgroup(ctx context.Context, path string) {
 			log.G(ctx).WithError(err).WithField("cgroup", path).Debug("thaw the container's cgroup")
 		}
 		drain(func() []int {
+			// Every hierarchy: runc may have made the cgroup in some only.
 			var pids []int
 			for _, s := range cg.Subsystems() {
 				procs, _ := cg.Processes(s.Name(), true)
@@ -71,7 +73,8 @@ func removeCgroup(ctx context.Context, path string) {
 					pids = append(pids, p.Pid)
 				}
 			}
-			return pids
+			slices.Sort(pids)
+			return slices.Compact(pids)
 		})
 		err = cg.Delete()
 	}

@@ -31,15 +31,23 @@ import (
 )
 
 // reapTimeout bounds the wait for an orphaned container to die; containerd
-// gives the whole `delete` 5 seconds.
+// gives the whole `delete` cleanupTimeout.
 const reapTimeout = 2 * time.Second
+
+// cleanupTimeout is how long containerd waits for a shim's `delete` (its
+// io.containerd.timeout.shim.cleanup): it kills a slower one and keeps the task's
+// bundle for good, which refuses every later task of that id.
+const cleanupTimeout = 5 * time.Second
 
 // deleteAction runs after every task delete and after a router crash. It
 // hands the container to its delegate's own `delete` and relays the reply.
 // When the router is gone, the delegate may still run the container: it is
 // killed and deleted through the delegate's task API first, so that no
-// container or shim outlives the router.
+// container or shim outlives the router. Once begun, the cleanup is finished
+// even if containerd stops waiting for it.
 func deleteAction(ctx context.Context, f flags) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
 	bundle := f.bundle
 	if bundle == "" {
 		bundle = f.dir
@@ -251,7 +259,7 @@ func endDelegate(ctx context.Context, c *delegate.Client, closed <-chan struct{}
 // is false when the delete failed; resp is nil when the delegate does not know the
 // container.
 func reapContainer(ctx context.Context, c *delegate.Client, id string) (resp *taskv2.DeleteResponse, deleted bool) {
-	st, err := c.State(ctx, &taskv2.StateRequest{ID: id})
+	st, err := callWithin(ctx, c.State, &taskv2.StateRequest{ID: id})
 	if err != nil {
 		if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 			log.G(ctx).WithError(err).Warn("orphaned container: state")
@@ -264,23 +272,28 @@ func reapContainer(ctx context.Context, c *delegate.Client, id string) (resp *ta
 	// whole delete): it is deleted as it is.
 	running := st.GetStatus() != tasktypes.Status_CREATED && (st.GetExitedAt() == nil || st.GetExitedAt().AsTime().IsZero())
 	if running {
-		if _, err := c.Kill(ctx, &taskv2.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
+		if _, err := callWithin(ctx, c.Kill, &taskv2.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
 			log.G(ctx).WithError(err).Warn("orphaned container: kill")
-		} else {
-			wctx, wcancel := context.WithTimeout(ctx, reapTimeout)
-			_, err := c.Wait(wctx, &taskv2.WaitRequest{ID: id})
-			wcancel()
-			if err != nil {
-				log.G(ctx).WithError(err).Warn("orphaned container: wait")
-			}
+		} else if _, err := callWithin(ctx, c.Wait, &taskv2.WaitRequest{ID: id}); err != nil {
+			log.G(ctx).WithError(err).Warn("orphaned container: wait")
 		}
 	}
-	resp, err = c.Delete(ctx, &taskv2.DeleteRequest{ID: id})
+	resp, err = callWithin(ctx, c.Delete, &taskv2.DeleteRequest{ID: id})
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("orphaned container: delete")
 		return nil, false
 	}
 	return resp, true
+}
+
+// callWithin makes one call to an orphan's delegate, given reapTimeout/2 to answer. A
+// delegate cut off from its router in the middle of a Create may never answer some (gVisor's
+// Delete of the created container); the delete then goes on without it, within
+// containerd's cleanupTimeout.
+func callWithin[Req, Resp any](ctx context.Context, call func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := context.WithTimeout(ctx, reapTimeout/2)
+	defer cancel()
+	return call(ctx, req)
 }
 
 // shutdownDelegate undoes a delegate start when Triage's own start fails

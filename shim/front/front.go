@@ -180,6 +180,13 @@ func readsStdin(args []string) bool {
 	return slices.ContainsFunc(args, func(a string) bool { return a == "-info" || a == "--info" })
 }
 
+// idempotent tells whether the call may run again after a daemon died in
+// its middle: `delete` finds done what the daemon did, and does the rest.
+// Failing it instead would make containerd keep the task's bundle for good.
+func idempotent(args []string) bool {
+	return len(args) > 0 && args[len(args)-1] == "delete"
+}
+
 // DaemonLog gets triage-shimd's own errors, such as a socket it cannot
 // serve on (a call's logs go to its bundle's log, as a shim's do). It grows
 // by a line per failed daemon at most, and is not written past
@@ -209,9 +216,10 @@ func startDaemon(daemon, sock, address, logPath string) {
 }
 
 // call hands the call to the daemon at sock, to run in dir (this process's
-// working directory when empty) with env. answered is false when the
-// daemon did nothing for it: none greeted (stdin is unread), or the call
-// does not fit in a message (read is what was read of stdin).
+// working directory when empty) with env. answered is false when the call
+// is to run in this process instead: no daemon greeted (stdin is unread),
+// the call does not fit in a message (read is what was read of stdin), or
+// the daemon died in the middle of a call that may run again (idempotent).
 func call(sock string, args []string, dir string, env []string, stdin io.Reader, stdout, stderr io.Writer) (code int, answered bool, read []byte) {
 	c, err := proc.Dial(sock)
 	if err != nil {
@@ -251,6 +259,9 @@ func call(sock string, args []string, dir string, env []string, stdin io.Reader,
 		m, files, err := c.Recv()
 		if err != nil {
 			s.killAll()
+			if idempotent(args) {
+				return 0, false, nil
+			}
 			fail(fmt.Errorf("%s ended the call without an answer (%v): the workload was not started; see its log in the bundle", DaemonBinary, err))
 			return ExitLost, true, nil
 		}

@@ -149,6 +149,16 @@ func TestDaemonGoneMidCallKillsWhatItStarted(t *testing.T) {
 	}
 }
 
+// A delete the daemon died in the middle of runs again in the front: failing it would make
+// containerd keep the task's bundle, and refuse the id, for good.
+func TestDaemonGoneMidDeleteLeavesItToTheFront(t *testing.T) {
+	sock := daemon(t, func(*proc.Conn, *proc.Call, *proc.Remote) {})
+	var stderr bytes.Buffer
+	if _, answered, _ := call(sock, []string{"-id", "c1", "delete"}, "", nil, strings.NewReader(""), io.Discard, &stderr); answered || stderr.Len() > 0 {
+		t.Fatalf("call: answered %v, stderr %q; want the delete left to the front, silently", answered, stderr.String())
+	}
+}
+
 func TestCallTooLargeIsLeftToTheFrontWithItsStdin(t *testing.T) {
 	sock := daemon(t, func(*proc.Conn, *proc.Call, *proc.Remote) {
 		t.Error("the daemon got a call that does not fit in a message")
