@@ -16,10 +16,11 @@ import (
 
 // TestStartChaos: triage-shimd, which runs every start, is killed (kill -9) at random
 // moments while containers start, eight at a time, runc and gVisor mixed; every other
-// round, so is every pod shim, some in the middle of runc's or runsc's create. Starts may
-// fail, with an error; nothing may be left behind, and a later container reusing a failed
-// one's id gets the rules' tier, not the one a dead start recorded (a leftover cgroup
-// would have it refused).
+// round, so is every pod shim, some in the middle of runc's or runsc's create, and every
+// third round every gVisor delegate (containerd-shim-runsc-v1). Starts may fail, with an
+// error; nothing may be left behind, and a later container reusing a failed one's id gets
+// the rules' tier, not the one a dead start recorded (a leftover cgroup would have it
+// refused).
 func TestStartChaos(t *testing.T) {
 	const rounds, batch = 6, 8
 	forEachVersion(t, func(t *testing.T, v harness.Version) {
@@ -51,6 +52,9 @@ func TestStartChaos(t *testing.T) {
 			kill := n.snapshot().ShimDaemons
 			if round%2 == 1 {
 				kill = append(kill, n.routers()...)
+			}
+			if round%3 == 2 {
+				kill = append(kill, n.processes("/containerd-shim-runsc-v1")...)
 			}
 			for _, pid := range kill {
 				syscall.Kill(pid, syscall.SIGKILL)
