@@ -47,7 +47,7 @@ func auditPolicy(t *testing.T, mode, ruleMode string) *policy.Policy {
 }
 
 func privileged(f *Facts) {
-	f.Spec.Process.Capabilities.Bounding = append(f.Spec.Process.Capabilities.Bounding, allCapabilities...)
+	f.Spec.Process.Capabilities.Bounding = append(f.Spec.Process.Capabilities.Bounding, policy.CapabilityNames()...)
 }
 
 // TestAuditMode: in audit mode a decision is recorded as what enforcement would do, and the

@@ -73,39 +73,50 @@ func Findings(f Facts) []Finding {
 	return out
 }
 
+// capabilityOrder is every capability Triage knows, in kernel order; a capability set is a
+// mask of one bit per place in it (capMask).
+var capabilityOrder = policy.CapabilityNames()
+
 // allCapabilities are the capabilities every kernel since 3.16 has; holding all of them is
 // what a privileged container gets. The ones added in Linux 5.8 and 5.9 are left out: a
 // privileged container on an older kernel does not hold them.
-var allCapabilities = slices.DeleteFunc(policy.CapabilityNames(), func(n string) bool {
+var allCapabilities = capMask(slices.DeleteFunc(policy.CapabilityNames(), func(n string) bool {
 	return n == "CAP_PERFMON" || n == "CAP_BPF" || n == "CAP_CHECKPOINT_RESTORE"
-})
+}))
 
 // dangerousCapabilities widen the kernel attack surface or reach past the container. None
 // is in the Kubernetes PSS baseline set (policy.BaselineCapabilities), which containerd
 // gives every container: CAP_NET_RAW, CAP_MKNOD and CAP_SETFCAP are baseline, so holding
 // them is the norm, not a finding of this kind.
-var dangerousCapabilities = []string{
+var dangerousCapabilities = capMask([]string{
 	"CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_NET_ADMIN",
 	"CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_SYS_BOOT", "CAP_SYS_TIME",
 	"CAP_SYSLOG", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_SYS_RESOURCE",
 	"CAP_LINUX_IMMUTABLE", "CAP_SYS_PACCT", "CAP_SYS_TTY_CONFIG", "CAP_AUDIT_CONTROL",
 	"CAP_IPC_OWNER", "CAP_CHECKPOINT_RESTORE", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
-}
+})
 
-// capSet normalises capability names ("sys_admin" and "CAP_SYS_ADMIN" are the same).
-func capSet(names []string) map[string]bool {
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		c, _ := policy.CanonicalCapability(n)
-		set[c] = true
+// baselineCapabilities is the Kubernetes PSS baseline set.
+var baselineCapabilities = capMask(policy.BaselineCapabilities())
+
+// capMask is the set of the capabilities named in lists that Triage knows, normalised
+// ("sys_admin" and "CAP_SYS_ADMIN" are the same): bit i is capabilityOrder[i].
+func capMask(lists ...[]string) uint64 {
+	var m uint64
+	for _, names := range lists {
+		for _, n := range names {
+			c, _ := policy.CanonicalCapability(n)
+			if i := slices.Index(capabilityOrder, c); i >= 0 {
+				m |= 1 << i
+			}
+		}
 	}
-	return set
+	return m
 }
 
 func checkPrivileged(s *specs.Spec) string {
 	if c := s.Process.Capabilities; c != nil {
-		bounding := capSet(c.Bounding)
-		if !slices.ContainsFunc(allCapabilities, func(n string) bool { return !bounding[n] }) {
+		if capMask(c.Bounding)&allCapabilities == allCapabilities {
 			return "the bounding set holds every capability"
 		}
 	}
@@ -145,26 +156,25 @@ func checkSensitiveHostMount(f *Facts) string {
 }
 
 func checkDangerousCapability(s *specs.Spec) string {
-	return heldCapabilities(s, func(n string) bool { return slices.Contains(dangerousCapabilities, n) })
+	return heldCapabilities(s, dangerousCapabilities)
 }
 
 // checkNonBaselineCapability reports capabilities beyond the Kubernetes PSS baseline set.
 func checkNonBaselineCapability(s *specs.Spec) string {
-	baseline := policy.BaselineCapabilities()
-	return heldCapabilities(s, func(n string) bool { return !slices.Contains(baseline, n) })
+	return heldCapabilities(s, ^baselineCapabilities)
 }
 
-// heldCapabilities lists, in kernel order, the capabilities the process holds (bounding,
-// effective or permitted) that match; "" when none does.
-func heldCapabilities(s *specs.Spec, match func(string) bool) string {
+// heldCapabilities lists, in kernel order, the capabilities of set the process holds
+// (bounding, effective or permitted); "" when it holds none of them.
+func heldCapabilities(s *specs.Spec, set uint64) string {
 	c := s.Process.Capabilities
 	if c == nil {
 		return ""
 	}
-	held := capSet(slices.Concat(c.Bounding, c.Effective, c.Permitted))
+	held := capMask(c.Bounding, c.Effective, c.Permitted) & set
 	var found []string
-	for _, n := range policy.CapabilityNames() {
-		if held[n] && match(n) {
+	for i, n := range capabilityOrder {
+		if held&(1<<i) != 0 {
 			found = append(found, n)
 		}
 	}

@@ -60,7 +60,7 @@ func TestChecks(t *testing.T) {
 		want   string
 	}{
 		{"privileged/all capabilities", onSpec(checkPrivileged), func(s *specs.Spec) {
-			s.Process.Capabilities.Bounding = slices.Clone(allCapabilities)
+			s.Process.Capabilities.Bounding = policy.CapabilityNames()
 		}, "every capability"},
 		{"privileged/unconfined seccomp and devices", onSpec(checkPrivileged), func(s *specs.Spec) {
 			s.Linux.Seccomp = nil
@@ -68,7 +68,7 @@ func TestChecks(t *testing.T) {
 		}, "no seccomp profile and device cgroup allows a *:* rwm"},
 		{"privileged/seccomp alone is not", onSpec(checkPrivileged), func(s *specs.Spec) { s.Linux.Seccomp = nil }, ""},
 		{"privileged/one capability short", onSpec(checkPrivileged), func(s *specs.Spec) {
-			s.Process.Capabilities.Bounding = slices.DeleteFunc(slices.Clone(allCapabilities), func(c string) bool { return c == "CAP_SYS_ADMIN" })
+			s.Process.Capabilities.Bounding = slices.DeleteFunc(policy.CapabilityNames(), func(c string) bool { return c == "CAP_SYS_ADMIN" })
 		}, ""},
 		{"host-namespace/no network namespace", checkHostNamespace, func(s *specs.Spec) {
 			withNamespaces(s, specs.LinuxNamespace{Type: specs.PIDNamespace}, specs.LinuxNamespace{Type: specs.IPCNamespace}, specs.LinuxNamespace{Type: specs.UTSNamespace})

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/checker"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 )
@@ -70,11 +71,34 @@ func compileExpression(src string) (*expression, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("expression has type %s, want bool: compare or test something, e.g. facts.image.startsWith(\"registry.internal/\")", ast.OutputType())
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(ExpressionCostLimit))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if !boundedCost(env, ast) {
+		opts = append(opts, cel.CostLimit(ExpressionCostLimit))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &expression{prg: prg, digest: strings.Contains(src, "image_digest")}, nil
+}
+
+// boundedCost tells whether CEL proves at compile time that the expression's cost stays
+// within ExpressionCostLimit, whatever the workload's facts (every size unknown, so taken
+// at its largest): a comparison, a prefix test, a map lookup. Only an expression it does
+// not prove so (a comprehension over labels, a regular expression, `in` a list) is
+// tracked at run time, which costs a quarter of an evaluation.
+func boundedCost(env *cel.Env, ast *cel.Ast) bool {
+	est, err := env.EstimateCost(ast, unknownSizes{})
+	return err == nil && est.Max <= ExpressionCostLimit
+}
+
+// unknownSizes is a cost estimator that knows no size and no call's cost beyond CEL's own.
+type unknownSizes struct{}
+
+func (unknownSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+
+func (unknownSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 // issuesError puts CEL's compile errors on one line, each with its column in the

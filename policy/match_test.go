@@ -2,7 +2,9 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"path"
+	"strings"
 	"testing"
 )
 
@@ -79,6 +81,39 @@ func TestUsesImageDigest(t *testing.T) {
 		}
 		if got := p.UsesImageDigest(); got != want {
 			t.Errorf("%s: UsesImageDigest = %t, want %t", match, got, want)
+		}
+	}
+}
+
+// The cost limit holds whether CEL bounds an expression at compile time (evaluated without
+// run-time tracking) or not: a workload whose labels make an expression too costly is an
+// evaluation error, which denies it, never a slow start.
+func TestExpressionCostLimit(t *testing.T) {
+	labels := map[string]string{}
+	for i := range 200 {
+		labels[fmt.Sprintf("l%d", i)] = "v"
+	}
+	for _, tc := range []struct {
+		expr      string
+		tracked   bool // not bounded at compile time
+		tooCostly bool
+	}{
+		{`facts.image.startsWith("registry.internal/") || ("team" in facts.labels && facts.labels["team"] == "a")`, false, false},
+		{`facts.labels.exists(k, k == "l7")`, true, false},
+		{`facts.labels.all(k, facts.labels.all(j, k.size() + j.size() > 0))`, true, true},
+	} {
+		expr, err := compileExpression(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		env, _ := celEnv()
+		ast, _ := env.Compile(tc.expr)
+		if got := !boundedCost(env, ast); got != tc.tracked {
+			t.Errorf("%s: tracked at run time = %t, want %t", tc.expr, got, tc.tracked)
+		}
+		_, err = expr.eval(&Subject{Image: "docker.io/library/busybox", Labels: labels})
+		if gotErr := err != nil && strings.Contains(err.Error(), "cost limit"); gotErr != tc.tooCostly || (err != nil && !gotErr) {
+			t.Errorf("%s: eval error %v, want a cost-limit error: %t", tc.expr, err, tc.tooCostly)
 		}
 	}
 }
