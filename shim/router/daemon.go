@@ -94,6 +94,7 @@ func serveRelay(ctx context.Context, j joiner, pod string) error {
 	taskv2.RegisterTTRPCTaskService(srv, svc)
 	r = newRelay(ctx, svc, srv)
 	go warmMessages()
+	svc.awaitFirst(ctx)
 	go serveOn(l)
 	<-svc.Done()
 	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)

@@ -122,6 +122,10 @@ func serveHosted(ctx context.Context, j joiner, pod string) error {
 	}
 	taskv3.RegisterTTRPCTaskService(srv, h)
 	registerTaskV2(srv, h)
+	// As the relay's awaitFirst: a pod shim containerd lost before its first
+	// Create leaves.
+	h.awaiting = true
+	go h.awaitPending(ctx, &taskv3.ShutdownRequest{ID: pod})
 	go func() {
 		if err := srv.Serve(ctx, l); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
 			log.G(ctx).WithError(err).Error("pod shim serve")

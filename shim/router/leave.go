@@ -219,6 +219,17 @@ func awaitMembers(ctx context.Context, guard *podGuard, mu *sync.Mutex, busy fun
 	}
 }
 
+// awaitFirst makes a router that serves nothing yet leave as one whose
+// containers have all gone does (awaitPending). containerd sends Create right
+// after start, so only a router containerd lost, killed between the start and
+// its Create, ever leaves so: nothing else would shut it down.
+func (s *Service) awaitFirst(ctx context.Context) {
+	s.mu.Lock()
+	s.awaiting = true
+	s.mu.Unlock()
+	go s.awaitPending(ctx)
+}
+
 // awaitPending leaves once no member the router was named to is pending
 // (see awaitMembers).
 func (s *Service) awaitPending(ctx context.Context) {

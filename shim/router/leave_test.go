@@ -165,6 +165,32 @@ func TestRouterLeavesOncePendingMemberIsGone(t *testing.T) {
 	}
 }
 
+// A router whose first Create never comes (containerd was killed between the start and
+// it, and forgot the task) leaves once the member is gone, as after a last Shutdown; one
+// whose Create comes stays.
+func TestRouterWithoutItsFirstCreateLeaves(t *testing.T) {
+	_, addr := startDelegate(t)
+	lost := newPodRouter(t)
+	lost.start(t, "a", addr)
+	lost.awaitFirst(context.Background())
+	kept := newPodRouter(t)
+	kept.awaitFirst(context.Background())
+	kept.mustRun(t, "b", addr)
+	lost.delete(t, "a")
+	select {
+	case <-lost.Done():
+	case <-time.After(pendingRecheck + 2*time.Second):
+		t.Fatal("a router whose first Create never came still serves")
+	}
+	if _, err := os.Stat(lost.sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the router that left kept its socket: %v", err)
+	}
+	time.Sleep(pendingRecheck + time.Second)
+	if kept.ended() {
+		t.Fatal("a router serving its first container left")
+	}
+}
+
 // containerd names containers as the user does: a container started again
 // under the id of one shut down here is a new member.
 func TestReusedIDIsPendingAgain(t *testing.T) {
