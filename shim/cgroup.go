@@ -47,7 +47,7 @@ func removeCgroup(ctx context.Context, path string) {
 		}
 		m, err := cgroup2.Load(path)
 		if err == nil {
-			drain(func() []int {
+			drain(reapTimeout, func() []int {
 				pids, _ := m.Procs(true)
 				return intPids(pids)
 			})
@@ -64,7 +64,7 @@ func removeCgroup(ctx context.Context, path string) {
 		if err := cg.Thaw(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.G(ctx).WithError(err).WithField("cgroup", path).Debug("thaw the container's cgroup")
 		}
-		drain(func() []int {
+		drain(reapTimeout, func() []int {
 			// Every hierarchy: runc may have made the cgroup in some only.
 			var pids []int
 			for _, s := range cg.Subsystems() {
@@ -90,12 +90,12 @@ func removeCgroup(ctx context.Context, path string) {
 	}
 }
 
-// drain kills what runs in a cgroup (procs lists it) until nothing does, for at most
-// reapTimeout. A killed process leaves its cgroup only once it has exited, which one in
-// the middle of runc's or runsc's setup, or a sandbox tearing down its memory, takes tens
-// of milliseconds to do, and the cgroup cannot be removed before.
-func drain(procs func() []int) {
-	for deadline := time.Now().Add(reapTimeout); ; time.Sleep(10 * time.Millisecond) {
+// drain kills the processes procs lists until it lists none, for at most within. A killed
+// process leaves its cgroup only once it has exited, which one in the middle of runc's or
+// runsc's setup, or a sandbox tearing down its memory, takes tens of milliseconds to do,
+// and the cgroup cannot be removed before.
+func drain(within time.Duration, procs func() []int) {
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
 		pids := procs()
 		if len(pids) == 0 || time.Now().After(deadline) {
 			return

@@ -119,12 +119,7 @@ func deleteAction(ctx context.Context, f flags) ([]byte, error) {
 func endGVisorLeftovers(ctx context.Context, f flags, bundle, cgroup, configPath string) {
 	if pids := runscProcesses(bundle); len(pids) > 0 {
 		log.G(ctx).WithField("pids", pids).Warn("orphaned gVisor container: ending runsc's processes that runsc's delete left")
-		for _, pid := range pids {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		for deadline := time.Now().Add(reapTimeout / 2); len(runscProcesses(bundle)) > 0 && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
+		drain(reapTimeout/2, func() []int { return runscProcesses(bundle) })
 	}
 	removeCgroup(ctx, cgroup)
 	sock := filepath.Join(node.GVisorRoot(configPath), f.namespace, "runsc-"+f.id+".sock")
